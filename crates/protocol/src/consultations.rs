@@ -186,7 +186,9 @@ pub struct JoinRequest {
 
 impl Default for JoinRequest {
     fn default() -> Self {
-        Self { mode: default_mode() }
+        Self {
+            mode: default_mode(),
+        }
     }
 }
 
@@ -301,4 +303,22 @@ pub struct PageQuery {
     /// From the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+}
+
+/// What happened to a consultation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsultationEvent {
+    /// A customer asked a guide.
+    Requested,
+    /// The guide accepted.
+    Accepted,
+    /// The guide declined.
+    Rejected,
+    /// Cancelled by the customer or timed out.
+    Cancelled,
+    /// Both joined.
+    Started,
+    /// Ended.
+    Completed,
 }

@@ -1,6 +1,7 @@
 //! Realtime frames on `GET /api/v1/realtime`: JSON text tagged by `type`.
 
 use crate::consultations::Consultation;
+pub use crate::consultations::ConsultationEvent;
 use crate::error::ErrorCode;
 use crate::guides::PresenceStatus;
 use crate::ids::{ClientMsgId, ConsultationId, MediaId, MessageId, UserId};
@@ -84,6 +85,7 @@ pub enum ClientFrame {
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // frames are built, serialized and dropped; boxing buys nothing
 pub enum ServerFrame {
     /// First frame on every connection.
     Hello {
@@ -178,22 +180,4 @@ pub enum ServerFrame {
     },
     /// Answer to `ping`.
     Pong,
-}
-
-/// What happened to a consultation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConsultationEvent {
-    /// A customer asked a guide.
-    Requested,
-    /// The guide accepted.
-    Accepted,
-    /// The guide declined.
-    Rejected,
-    /// Cancelled by the customer or timed out.
-    Cancelled,
-    /// Both joined.
-    Started,
-    /// Ended.
-    Completed,
 }

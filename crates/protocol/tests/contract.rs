@@ -67,37 +67,54 @@ fn consultation_json() -> Value {
 
 #[test]
 fn auth_bodies_match_the_contract() {
-    round_trip::<OtpGenerateRequest>(json!({"area_code":"+91","phone_number":"9876543210","user_type":"customer","purpose":"login"}));
-    round_trip::<OtpGenerateResponse>(json!({"request_id":"r1","expires_in":300,"resend_after":30}));
-    let dev: OtpGenerateResponse =
-        round_trip(json!({"request_id":"r1","expires_in":300,"resend_after":30,"dev_otp":"123456"}));
+    round_trip::<OtpGenerateRequest>(
+        json!({"area_code":"+91","phone_number":"9876543210","user_type":"customer","purpose":"login"}),
+    );
+    round_trip::<OtpGenerateResponse>(
+        json!({"request_id":"r1","expires_in":300,"resend_after":30}),
+    );
+    let dev: OtpGenerateResponse = round_trip(
+        json!({"request_id":"r1","expires_in":300,"resend_after":30,"dev_otp":"123456"}),
+    );
     assert_eq!(dev.dev_otp.as_deref(), Some("123456"));
-    round_trip::<OtpValidateRequest>(json!({"request_id":"r1","otp_code":"123456","user_type":"guide",
-        "device_info":{"device_type":"desktop","platform":"linux","browser":"webkit"},"phone_number":"9876543210","area_code":"+91"}));
-    let tokens: AuthTokens = round_trip(json!({"access_token":"a.b.c","refresh_token":"opaque","expires_in":900,
-        "auth_user_id":7,"user_type":"customer","user_roles":["customer"],"session_id":"s1"}));
+    round_trip::<OtpValidateRequest>(
+        json!({"request_id":"r1","otp_code":"123456","user_type":"guide",
+        "device_info":{"device_type":"desktop","platform":"linux","browser":"webkit"},"phone_number":"9876543210","area_code":"+91"}),
+    );
+    let tokens: AuthTokens = round_trip(
+        json!({"access_token":"a.b.c","refresh_token":"opaque","expires_in":900,
+        "auth_user_id":7,"user_type":"customer","user_roles":["customer"],"session_id":"s1"}),
+    );
     assert_eq!(tokens.auth_user_id, UserId(7));
     round_trip::<RefreshRequest>(json!({"refresh_token":"opaque"}));
-    round_trip::<Profile>(json!({"id":7,"user_type":"customer","display_name":"Ravi","phone":"+919876543210"}));
+    round_trip::<Profile>(
+        json!({"id":7,"user_type":"customer","display_name":"Ravi","phone":"+919876543210"}),
+    );
     round_trip::<ProfilePatch>(json!({"display_name":"Ravi K"}));
-    round_trip::<Vec<SessionInfo>>(json!([{"session_id":"s1","device_info":{"device_type":"cli","platform":"linux"},
-        "created_at":"2026-11-21T10:00:00.123Z","last_used_at":"2026-11-21T10:05:00.000Z","current":true}]));
+    round_trip::<Vec<SessionInfo>>(
+        json!([{"session_id":"s1","device_info":{"device_type":"cli","platform":"linux"},
+        "created_at":"2026-11-21T10:00:00.123Z","last_used_at":"2026-11-21T10:05:00.000Z","current":true}]),
+    );
     round_trip::<Health>(json!({"status":"ok","version":"0.1.0"}));
 }
 
 #[test]
 fn guide_bodies_match_the_contract() {
-    let list: GuideList = round_trip(json!({"guides":[{"id":3,"display_name":"Asha","skills":["vedic"],"languages":["hi","en"],
+    let list: GuideList = round_trip(
+        json!({"guides":[{"id":3,"display_name":"Asha","skills":["vedic"],"languages":["hi","en"],
         "rate_per_minute":25,"rating_avg":4.5,"rating_count":2,"status":"busy","last_seen":"2026-11-21T10:00:00.123Z"}],
-        "next_cursor":"abc"}));
+        "next_cursor":"abc"}),
+    );
     assert_eq!(list.guides[0].status, PresenceStatus::Busy);
     round_trip::<GuideStatusRequest>(json!({"status":"online"}));
 }
 
 #[test]
 fn customer_profiles_match_the_contract() {
-    round_trip::<CustomerProfileInput>(json!({"name":"Ravi","date_of_birth":"1990-01-01","time_of_birth":"10:30:00",
-        "birth_city":"Pune","birth_country":"India","preferred_language":"hi","zodiac_sign":"capricorn","gender":"male"}));
+    round_trip::<CustomerProfileInput>(
+        json!({"name":"Ravi","date_of_birth":"1990-01-01","time_of_birth":"10:30:00",
+        "birth_city":"Pune","birth_country":"India","preferred_language":"hi","zodiac_sign":"capricorn","gender":"male"}),
+    );
 }
 
 #[test]
@@ -105,13 +122,22 @@ fn consultation_bodies_match_the_contract() {
     let c: Consultation = round_trip(consultation_json());
     assert_eq!(c.status, ConsultationStatus::Completed);
     assert_eq!(c.ended_by, Some(EndedBy::Customer));
-    assert_eq!(c.intake.as_ref().map(|i| i.details.birth_city.as_str()), Some("Pune"));
-    round_trip::<CreateConsultationRequest>(json!({"guide_id":3,"mode":"chat","service_type":"consultation","customer_profile_id":4}));
-    round_trip::<JoinResponse>(json!({"consultation": consultation_json(), "participants":[{"user_id":7,"user_type":"customer",
+    assert_eq!(
+        c.intake.as_ref().map(|i| i.details.birth_city.as_str()),
+        Some("Pune")
+    );
+    round_trip::<CreateConsultationRequest>(
+        json!({"guide_id":3,"mode":"chat","service_type":"consultation","customer_profile_id":4}),
+    );
+    round_trip::<JoinResponse>(
+        json!({"consultation": consultation_json(), "participants":[{"user_id":7,"user_type":"customer",
         "display_name":"Ravi","is_online":true,"is_typing":false,"last_seen":"2026-11-21T10:00:00.123Z","unread_count":0,
-        "delivered_seq":42,"read_seq":40}]}));
+        "delivered_seq":42,"read_seq":40}]}),
+    );
     round_trip::<FeedbackRequest>(json!({"rating":5,"feedback_text":"clear","issues":["late"]}));
-    round_trip::<FeedbackResponse>(json!({"feedback_id":"f1","rating":5,"submitted_at":"2026-11-21T10:13:00.000Z"}));
+    round_trip::<FeedbackResponse>(
+        json!({"feedback_id":"f1","rating":5,"submitted_at":"2026-11-21T10:13:00.000Z"}),
+    );
     round_trip::<ChatList>(json!({"items":[{"consultation": consultation_json(),
         "other_party":{"id":3,"display_name":"Asha","status":"online"},"last_message": message_json(42),"unread_count":2}],
         "next_cursor":"n"}));
@@ -123,8 +149,12 @@ fn message_bodies_match_the_contract() {
     assert_eq!(m.kind, MessageKind::Image);
     assert_eq!(m.sent_at.millis() % 1000, 123, "milliseconds survive");
     round_trip::<SendMessageRequest>(json!({"client_msg_id":"c1","kind":"text","content":"hello"}));
-    round_trip::<MessagePage>(json!({"messages":[message_json(1), message_json(2)],"has_more":true}));
-    round_trip::<MediaInfo>(json!({"media_id":"m","url":"/api/v1/media/m","width":1,"height":2,"bytes":3,"content_type":"image/png"}));
+    round_trip::<MessagePage>(
+        json!({"messages":[message_json(1), message_json(2)],"has_more":true}),
+    );
+    round_trip::<MediaInfo>(
+        json!({"media_id":"m","url":"/api/v1/media/m","width":1,"height":2,"bytes":3,"content_type":"image/png"}),
+    );
     round_trip::<Wallet>(json!({"balance":500,"currency":"INR"}));
 }
 
@@ -171,24 +201,42 @@ fn server_frames_match_the_contract() {
 #[test]
 fn unknown_frame_types_are_refused() {
     assert!(serde_json::from_value::<ClientFrame>(json!({"type":"launch_missiles"})).is_err());
-    assert!(serde_json::from_value::<ClientFrame>(json!({"type":"send","consultation_id":"c"})).is_err());
+    assert!(
+        serde_json::from_value::<ClientFrame>(json!({"type":"send","consultation_id":"c"}))
+            .is_err()
+    );
 }
 
 #[test]
 fn every_error_code_has_the_status_of_the_contract() {
     let expected = [
-        ("VALIDATION_FAILED", 400), ("OTP_INVALID", 400), ("OTP_EXPIRED", 400), ("AUTHENTICATION_FAILED", 401),
-        ("TOKEN_EXPIRED", 401), ("FORBIDDEN", 403), ("NOT_FOUND", 404), ("CONSULTATION_NOT_FOUND", 404),
-        ("INVALID_STATE", 409), ("CONSULTATION_ACTIVE", 409), ("GUIDE_UNAVAILABLE", 409), ("ALREADY_RATED", 409),
-        ("INSUFFICIENT_BALANCE", 402), ("PAYLOAD_TOO_LARGE", 413), ("UNSUPPORTED_MEDIA_TYPE", 415),
-        ("RATE_LIMITED", 429), ("OTP_ATTEMPTS_EXCEEDED", 429), ("INTERNAL", 500),
+        ("VALIDATION_FAILED", 400),
+        ("OTP_INVALID", 400),
+        ("OTP_EXPIRED", 400),
+        ("AUTHENTICATION_FAILED", 401),
+        ("TOKEN_EXPIRED", 401),
+        ("FORBIDDEN", 403),
+        ("NOT_FOUND", 404),
+        ("CONSULTATION_NOT_FOUND", 404),
+        ("INVALID_STATE", 409),
+        ("CONSULTATION_ACTIVE", 409),
+        ("GUIDE_UNAVAILABLE", 409),
+        ("ALREADY_RATED", 409),
+        ("INSUFFICIENT_BALANCE", 402),
+        ("PAYLOAD_TOO_LARGE", 413),
+        ("UNSUPPORTED_MEDIA_TYPE", 415),
+        ("RATE_LIMITED", 429),
+        ("OTP_ATTEMPTS_EXCEEDED", 429),
+        ("INTERNAL", 500),
     ];
     assert_eq!(expected.len(), ErrorCode::ALL.len());
     for (name, status) in expected {
         let code: ErrorCode = serde_json::from_value(json!(name)).expect(name);
         assert_eq!(code.http_status(), status, "{name}");
         assert_eq!(code.as_str(), name);
-        round_trip::<ErrorBody>(json!({"error":{"code":name,"message":"m","details":{"retry_after":3}}}));
+        round_trip::<ErrorBody>(
+            json!({"error":{"code":name,"message":"m","details":{"retry_after":3}}}),
+        );
     }
 }
 

@@ -1,0 +1,457 @@
+//! The application: shared state and the operations that touch both storage and the hub
+//! (sending, receipts, consultation transitions, presence). Routes and realtime frames are
+//! thin translations onto these.
+
+use crate::auth::sms::{ConsoleSms, NoSms, SmsSender};
+use crate::auth::tokens::Keys;
+use crate::auth::AuthUser;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::metrics::METRICS;
+use crate::ratelimit::RateLimiter;
+use crate::realtime::hub::{Hub, HubConfig};
+use crate::state::Action;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Actor, Appended, GuideRow, Mark, NewMessage, Store, User};
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tara_protocol::auth::UserType;
+use tara_protocol::consultations::{Consultation, ConsultationEvent};
+use tara_protocol::guides::{Guide, PresenceStatus};
+use tara_protocol::messages::MessageKind;
+use tara_protocol::realtime::ServerFrame;
+use tara_protocol::{ClientMsgId, ConsultationId, MediaId, Timestamp, UserId, MAX_TEXT_CHARS};
+use tokio::sync::{mpsc, watch};
+
+/// Shared state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// Everything the handlers share.
+pub struct App {
+    /// Settings.
+    pub config: Config,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Realtime fan-out and presence.
+    pub hub: Arc<Hub>,
+    /// Signing keys.
+    pub keys: Keys,
+    /// Delivers login codes.
+    pub sms: Arc<dyn SmsSender>,
+    /// Message rate per sender per consultation.
+    pub limiter: RateLimiter<(UserId, ConsultationId)>,
+    /// Where uploaded images live.
+    pub media_dir: PathBuf,
+    presence_tx: mpsc::UnboundedSender<UserId>,
+    shutdown_tx: watch::Sender<bool>,
+    // Each realtime connection holds a clone; shutdown waits until all are dropped.
+    done_tx: Mutex<Option<mpsc::Sender<()>>>,
+    done_rx: tokio::sync::Mutex<mpsc::Receiver<()>>,
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl AppState {
+    /// Opens storage, loads keys, seeds the demo, re-arms request timeouts.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let media_dir = config.data_dir.join("media");
+        std::fs::create_dir_all(&media_dir)?;
+        let keys = Keys::load_or_create(&config.data_dir)?;
+        let (presence_tx, presence_rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Hub::new(
+            HubConfig {
+                presence_grace: config.presence_grace,
+                typing_interval: config.typing_interval,
+                typing_expiry: config.typing_expiry,
+            },
+            presence_tx.clone(),
+        ));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir, hub.clone())?);
+        let sms: Arc<dyn SmsSender> = if config.dev {
+            Arc::new(ConsoleSms)
+        } else {
+            Arc::new(NoSms)
+        };
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let state = AppState(Arc::new(App {
+            limiter: RateLimiter::new(config.message_burst, config.messages_per_minute),
+            config,
+            store,
+            hub,
+            keys,
+            sms,
+            media_dir,
+            presence_tx,
+            shutdown_tx: watch::channel(false).0,
+            done_tx: Mutex::new(Some(done_tx)),
+            done_rx: tokio::sync::Mutex::new(done_rx),
+            background: Mutex::new(Vec::new()),
+        }));
+        if state.config.demo {
+            crate::demo::seed(&state).await?;
+        }
+        let presence = tokio::spawn(presence_loop(Arc::downgrade(&state.0), presence_rx));
+        if let Ok(mut bg) = state.background.lock() {
+            bg.push(presence);
+        }
+        for c in state.store.requested_consultations().await? {
+            let age = Timestamp::now().millis() - c.created_at.millis();
+            let left = state
+                .config
+                .request_timeout
+                .saturating_sub(Duration::from_millis(age.max(0) as u64));
+            state.schedule_timeout(c.consultation_id, left);
+        }
+        Ok(state)
+    }
+
+    /// A guard each realtime connection holds until it ends.
+    pub fn shutdown_guard(&self) -> Option<mpsc::Sender<()>> {
+        self.done_tx.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Changes to `true` when the server starts shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown_tx.subscribe()
+    }
+
+    /// Tells every connection and long poll to finish.
+    pub fn begin_shutdown(&self) {
+        self.shutdown_tx.send_replace(true);
+    }
+
+    /// Waits for realtime connections to close and for storage to commit what it holds.
+    pub async fn finish_shutdown(&self) {
+        self.begin_shutdown();
+        if let Ok(mut g) = self.done_tx.lock() {
+            g.take();
+        }
+        let mut rx = self.done_rx.lock().await;
+        let _ = tokio::time::timeout(self.config.shutdown_grace, rx.recv()).await;
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        if let Ok(mut bg) = self.background.lock() {
+            for task in bg.drain(..) {
+                task.abort();
+            }
+        }
+    }
+
+    /// The consultation if `user` takes part in it: `CONSULTATION_NOT_FOUND` or `FORBIDDEN` otherwise.
+    pub async fn participant_consultation(
+        &self,
+        id: &ConsultationId,
+        user: UserId,
+    ) -> Result<Consultation> {
+        let c = self
+            .store
+            .consultation(id)
+            .await?
+            .ok_or_else(Error::consultation_not_found)?;
+        if c.customer_id != user && c.guide_id != user {
+            return Err(Error::forbidden("this consultation is not yours"));
+        }
+        Ok(c)
+    }
+
+    /// Stores a message from `user` once per client_msg_id; the hub fans it out after commit.
+    pub async fn send_message(
+        &self,
+        user: &AuthUser,
+        cid: &ConsultationId,
+        client_msg_id: ClientMsgId,
+        kind: MessageKind,
+        content: String,
+        media_id: Option<MediaId>,
+    ) -> Result<Appended> {
+        let cmid = client_msg_id.as_str();
+        if cmid.trim().is_empty() || cmid.len() > 100 {
+            return Err(Error::validation(
+                "client_msg_id must be 1 to 100 characters",
+            ));
+        }
+        let content = content.trim().to_owned();
+        let chars = content.chars().count();
+        match kind {
+            MessageKind::Text if chars == 0 => {
+                return Err(Error::validation("a message cannot be empty"))
+            }
+            MessageKind::Text if media_id.is_some() => {
+                return Err(Error::validation("a text message carries no media_id"))
+            }
+            MessageKind::Image if media_id.is_none() => {
+                return Err(Error::validation(
+                    "an image message needs the media_id of an upload",
+                ))
+            }
+            MessageKind::System => {
+                return Err(Error::validation("only the server writes system messages"))
+            }
+            _ => {}
+        }
+        if chars > MAX_TEXT_CHARS {
+            return Err(Error::validation(format!(
+                "a message may be at most {MAX_TEXT_CHARS} characters; this one has {chars}"
+            ))
+            .with_details(serde_json::json!({ "max": MAX_TEXT_CHARS, "length": chars })));
+        }
+        // A retry of something already stored is answered from storage, outside the rate limit.
+        if let Some(existing) = self
+            .store
+            .message_by_client_id(user.user_id, &client_msg_id)
+            .await?
+        {
+            if &existing.consultation_id != cid {
+                return Err(Error::validation(
+                    "this client_msg_id was used in another consultation",
+                ));
+            }
+            METRICS.messages_duplicate.fetch_add(1, Relaxed);
+            return Ok(Appended {
+                message: existing,
+                duplicate: true,
+            });
+        }
+        if let Err(wait) = self.limiter.take(&(user.user_id, cid.clone())) {
+            return Err(Error::rate_limited(
+                wait,
+                "you are sending messages too fast; wait a moment",
+            ));
+        }
+        let new = NewMessage {
+            consultation_id: cid.clone(),
+            sender_id: user.user_id,
+            client_msg_id,
+            kind,
+            content,
+            media_id,
+        };
+        let appended = self
+            .store
+            .append_message(new, Timestamp::now().millis())
+            .await?;
+        if appended.duplicate {
+            METRICS.messages_duplicate.fetch_add(1, Relaxed);
+        }
+        Ok(appended)
+    }
+
+    /// Moves a delivered or read mark and tells whoever follows the consultation.
+    pub async fn receipt(
+        &self,
+        cid: &ConsultationId,
+        user: UserId,
+        mark: Mark,
+        up_to: i64,
+    ) -> Result<()> {
+        let c = self.participant_consultation(cid, user).await?;
+        let p = self.store.mark(cid, user, mark, up_to).await?;
+        if !p.changed {
+            return Ok(());
+        }
+        let frame = ServerFrame::Receipt {
+            consultation_id: cid.clone(),
+            user_id: user,
+            delivered_seq: p.delivered_seq,
+            read_seq: p.read_seq,
+        };
+        self.hub
+            .send_to_subscribers(cid, &[c.customer_id, c.guide_id], &frame);
+        if mark == Mark::Read {
+            let unread = ServerFrame::Unread {
+                consultation_id: cid.clone(),
+                unread_count: p.unread_count,
+            };
+            self.hub.send_to_users(&[user], &unread);
+        }
+        Ok(())
+    }
+
+    /// A guide's status as customers see it.
+    pub fn guide_status(&self, g: &GuideRow) -> PresenceStatus {
+        if g.busy {
+            PresenceStatus::Busy
+        } else if g.available && self.hub.is_online(g.user.id) {
+            PresenceStatus::Online
+        } else {
+            PresenceStatus::Offline
+        }
+    }
+
+    /// A user's status: a guide's as [`Self::guide_status`], a customer's online or offline.
+    pub async fn live_status(&self, user: &User) -> Result<PresenceStatus> {
+        if user.user_type == UserType::Guide {
+            if let Some(g) = self.store.guide(user.id).await? {
+                return Ok(self.guide_status(&g));
+            }
+        }
+        Ok(if self.hub.is_online(user.id) {
+            PresenceStatus::Online
+        } else {
+            PresenceStatus::Offline
+        })
+    }
+
+    /// When the user was last connected.
+    pub fn last_seen(&self, user: &User) -> Option<Timestamp> {
+        self.hub
+            .last_seen_ms(user.id)
+            .or(user.last_seen_ms)
+            .map(Timestamp::from_millis)
+    }
+
+    /// A guide for the list.
+    pub fn guide_view(&self, g: GuideRow) -> Guide {
+        Guide {
+            status: self.guide_status(&g),
+            last_seen: self.last_seen(&g.user),
+            id: g.user.id,
+            display_name: g.user.display_name,
+            avatar_url: g.user.avatar_url,
+            skills: g.skills,
+            languages: g.languages,
+            rate_per_minute: g.rate_per_minute,
+            rating_avg: g.rating_avg,
+            rating_count: g.rating_count,
+        }
+    }
+
+    /// The presence of every guide, for `watch_guides`.
+    pub async fn guide_presence_frames(&self) -> Result<Vec<ServerFrame>> {
+        let mut frames = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.guides(after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.user.id);
+            for g in page {
+                let g = self.guide_view(g);
+                frames.push(ServerFrame::Presence {
+                    user_id: g.id,
+                    status: g.status,
+                    last_seen: g.last_seen,
+                });
+            }
+        }
+        Ok(frames)
+    }
+
+    /// Asks the presence task to recompute and announce a user's status.
+    pub fn presence_changed(&self, user: UserId) {
+        let _ = self.presence_tx.send(user);
+    }
+
+    /// Applies a state change and tells both parties.
+    pub async fn act(
+        &self,
+        id: &ConsultationId,
+        action: Action,
+        actor: Actor,
+    ) -> Result<Consultation> {
+        let t = self
+            .store
+            .transition(id, action, actor, Timestamp::now().millis())
+            .await?;
+        if let Some(event) = t.event {
+            self.announce(event, &t.consultation);
+        }
+        Ok(t.consultation)
+    }
+
+    /// Sends a `consultation` event to every connection of both parties.
+    pub fn announce(&self, event: ConsultationEvent, c: &Consultation) {
+        let frame = ServerFrame::Consultation {
+            event,
+            consultation: c.clone(),
+            ends_at: None,
+        };
+        self.hub.send_to_users(&[c.customer_id, c.guide_id], &frame);
+        // The guide's busy state follows the consultation's; customers see the change live.
+        self.presence_changed(c.guide_id);
+    }
+
+    /// Cancels a request nobody answered after `after`.
+    pub fn schedule_timeout(&self, id: ConsultationId, after: Duration) {
+        let weak: Weak<App> = Arc::downgrade(&self.0);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let Some(app) = weak.upgrade() else { return };
+            let state = AppState(app);
+            match state.act(&id, Action::Timeout, Actor::System).await {
+                Ok(_) => tracing::info!(consultation = %id, "request timed out"),
+                Err(e) if e.code == tara_protocol::ErrorCode::InvalidState => {}
+                Err(e) => {
+                    tracing::warn!(consultation = %id, error = %e, "could not time out a request")
+                }
+            }
+        });
+    }
+}
+
+/// Recomputes and announces presence for users the hub or a transition reports.
+async fn presence_loop(app: Weak<App>, mut rx: mpsc::UnboundedReceiver<UserId>) {
+    let mut last: HashMap<UserId, PresenceStatus> = HashMap::new();
+    while let Some(user_id) = rx.recv().await {
+        let Some(app) = app.upgrade() else { return };
+        let state = AppState(app);
+        if let Err(e) = announce_presence(&state, user_id, &mut last).await {
+            tracing::warn!(user = %user_id, error = %e, "presence update failed");
+        }
+    }
+}
+
+async fn announce_presence(
+    state: &AppState,
+    user_id: UserId,
+    last: &mut HashMap<UserId, PresenceStatus>,
+) -> Result<()> {
+    let Some(user) = state.store.user(user_id).await? else {
+        return Ok(());
+    };
+    let status = state.live_status(&user).await?;
+    let online = state.hub.is_online(user_id);
+    if !online {
+        if let Some(seen) = state.hub.last_seen_ms(user_id) {
+            state.store.set_last_seen(user_id, seen).await?;
+        }
+    }
+    if last.insert(user_id, status) == Some(status) {
+        return Ok(());
+    }
+    let frame = ServerFrame::Presence {
+        user_id,
+        status,
+        last_seen: state.last_seen(&user),
+    };
+    let counterparts: Vec<UserId> = state
+        .store
+        .active_consultations(user_id)
+        .await?
+        .iter()
+        .map(|c| {
+            if c.customer_id == user_id {
+                c.guide_id
+            } else {
+                c.customer_id
+            }
+        })
+        .collect();
+    state.hub.send_to_users(&counterparts, &frame);
+    if user.user_type == UserType::Guide {
+        state.hub.send_to_watchers(&frame);
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Authentication: OTP codes, signed access tokens, rotating refresh tokens, the request extractor.
+
+pub mod extract;
+pub mod otp;
+pub mod sms;
+pub mod tokens;
+
+pub use extract::AuthUser;

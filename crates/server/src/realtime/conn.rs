@@ -1,0 +1,455 @@
+//! One realtime connection: a reader loop that handles client frames and a writer task that
+//! owns the socket's sending half, fed by one bounded queue.
+//!
+//! The writer keeps, per subscribed consultation, the highest seq it has sent. A live message
+//! at or below it is a duplicate and skipped; one above the next expected seq means something
+//! was missed, and the gap is read from storage first. So each connection sees every message
+//! once, in seq order, whatever order the fan-out raced in.
+
+use super::hub::{encode, ConnId, Outgoing};
+use crate::app::AppState;
+use crate::auth::extract::{authenticate, AuthUser};
+use crate::error::Error;
+use crate::metrics::METRICS;
+use crate::store::{HistoryRange, Mark};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tara_protocol::realtime::{
+    ClientFrame, ServerFrame, CLOSE_AUTH_ENDED, CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER,
+    CLOSE_TOO_MANY_BAD_FRAMES,
+};
+use tara_protocol::{ClientMsgId, ConsultationId, ErrorCode, Timestamp, MAX_FRAME_BYTES};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+const REPLAY_PAGE: usize = 100;
+
+/// Serves one upgraded connection until it closes.
+pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
+    let (sink, stream) = socket.split();
+    let (tx, rx) = mpsc::channel(state.config.outgoing_queue);
+    let kill = Arc::new(Notify::new());
+    let id = state.hub.register(
+        user.user_id,
+        user.session_id.clone(),
+        tx.clone(),
+        kill.clone(),
+    );
+    let _done = state.shutdown_guard();
+    let hello = ServerFrame::Hello {
+        user_id: user.user_id,
+        server_time: Timestamp::now(),
+        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
+    };
+    let _ = tx.try_send(Outgoing::Frame(encode(&hello)));
+    let mut writer = tokio::spawn(write_loop(sink, rx, state.clone()));
+    let mut conn = Connection {
+        state: state.clone(),
+        id,
+        user,
+        tx,
+        kill: kill.clone(),
+        bad_frames: VecDeque::new(),
+    };
+    let end = conn.read_loop(stream, &mut writer, &kill).await;
+    state.hub.unregister(id);
+    match end {
+        End::Close(code, reason) => {
+            // Ask the writer to say goodbye; if its queue is stuck, give up on it.
+            let closing = conn.tx.try_send(Outgoing::Close {
+                code,
+                reason: reason.into(),
+            });
+            if closing.is_err()
+                || tokio::time::timeout(Duration::from_secs(2), &mut writer)
+                    .await
+                    .is_err()
+            {
+                writer.abort();
+            }
+        }
+        End::Drop => writer.abort(),
+        End::WriterDone => {}
+    }
+}
+
+enum End {
+    Close(u16, &'static str),
+    Drop,
+    WriterDone,
+}
+
+struct Connection {
+    state: AppState,
+    id: ConnId,
+    user: AuthUser,
+    tx: mpsc::Sender<Outgoing>,
+    kill: Arc<Notify>,
+    bad_frames: VecDeque<Instant>,
+}
+
+impl Connection {
+    async fn read_loop(
+        &mut self,
+        mut stream: SplitStream<WebSocket>,
+        writer: &mut tokio::task::JoinHandle<()>,
+        kill: &Notify,
+    ) -> End {
+        let cfg = self.state.config.clone();
+        let mut shutdown = self.state.shutdown_signal();
+        let mut heartbeat = tokio::time::interval(cfg.heartbeat_interval);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let mut expiry = Box::pin(tokio::time::sleep_until(token_deadline(
+            self.user.expires_at,
+        )));
+        loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    let Some(Ok(frame)) = frame else { return End::Drop };
+                    last_heard = Instant::now();
+                    match frame {
+                        WsMessage::Text(text) => {
+                            if let Some(end) = self.on_text(text, &mut expiry).await {
+                                return end;
+                            }
+                        }
+                        WsMessage::Binary(bytes) => {
+                            let code = if bytes.len() > MAX_FRAME_BYTES { ErrorCode::PayloadTooLarge } else { ErrorCode::ValidationFailed };
+                            if let Some(end) = self.bad_frame(code, "frames are JSON text") {
+                                return end;
+                            }
+                        }
+                        WsMessage::Close(_) => return End::Drop,
+                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() >= cfg.idle_timeout {
+                        return End::Close(1000, "no frames for too long");
+                    }
+                    if self.tx.try_send(Outgoing::Ping).is_err() {
+                        METRICS.slow_consumers.fetch_add(1, Relaxed);
+                        return End::Drop;
+                    }
+                }
+                _ = &mut expiry => return End::Close(CLOSE_AUTH_ENDED, "the access token expired"),
+                _ = kill.notified() => return End::Close(CLOSE_SLOW_CONSUMER, "too slow to read what was sent"),
+                _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, "the server is going away"),
+                _ = &mut *writer => return End::WriterDone,
+            }
+        }
+    }
+
+    fn send(&self, frame: &ServerFrame) -> bool {
+        self.tx.try_send(Outgoing::Frame(encode(frame))).is_ok()
+    }
+
+    fn error(&self, e: &Error, reference: Option<ClientMsgId>) {
+        METRICS.realtime_errors.fetch_add(1, Relaxed);
+        self.send(&ServerFrame::Error {
+            code: e.code,
+            message: e.message.clone(),
+            reference,
+        });
+    }
+
+    /// Counts a bad frame; past the limit the connection is closed with 4008.
+    fn bad_frame(&mut self, code: ErrorCode, message: &str) -> Option<End> {
+        self.error(&Error::new(code, message), None);
+        let now = Instant::now();
+        self.bad_frames.push_back(now);
+        while self
+            .bad_frames
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            self.bad_frames.pop_front();
+        }
+        (self.bad_frames.len() > self.state.config.max_bad_frames as usize)
+            .then_some(End::Close(CLOSE_TOO_MANY_BAD_FRAMES, "too many bad frames"))
+    }
+
+    async fn on_text(
+        &mut self,
+        text: Utf8Bytes,
+        expiry: &mut std::pin::Pin<Box<tokio::time::Sleep>>,
+    ) -> Option<End> {
+        if text.len() > MAX_FRAME_BYTES {
+            return self.bad_frame(ErrorCode::PayloadTooLarge, "frames may be at most 64 KiB");
+        }
+        let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
+            Ok(f) => f,
+            Err(e) => {
+                return self.bad_frame(
+                    ErrorCode::ValidationFailed,
+                    &format!("not a frame Tara knows: {e}"),
+                )
+            }
+        };
+        let reference = match &frame {
+            ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
+            _ => None,
+        };
+        match self.handle(frame, expiry).await {
+            Ok(()) => None,
+            Err(e) => {
+                if matches!(
+                    e.code,
+                    ErrorCode::Forbidden
+                        | ErrorCode::ConsultationNotFound
+                        | ErrorCode::ValidationFailed
+                ) {
+                    self.error(&e, reference);
+                    let now = Instant::now();
+                    self.bad_frames.push_back(now);
+                    if self.bad_frames.len() > self.state.config.max_bad_frames as usize {
+                        return Some(End::Close(CLOSE_TOO_MANY_BAD_FRAMES, "too many bad frames"));
+                    }
+                    None
+                } else {
+                    self.error(&e, reference);
+                    None
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        frame: ClientFrame,
+        expiry: &mut std::pin::Pin<Box<tokio::time::Sleep>>,
+    ) -> Result<(), Error> {
+        let state = self.state.clone();
+        let me = self.user.user_id;
+        match frame {
+            ClientFrame::Subscribe {
+                consultation_id,
+                after_seq,
+            } => {
+                state.participant_consultation(&consultation_id, me).await?;
+                state.hub.subscribe(self.id, &consultation_id);
+                let item = Outgoing::Subscribe {
+                    consultation_id,
+                    after_seq: after_seq.max(0),
+                };
+                if self.tx.try_send(item).is_err() {
+                    // The queue is full: this connection cannot keep up; it will resume later.
+                    self.kill.notify_one();
+                }
+            }
+            ClientFrame::Unsubscribe { consultation_id } => {
+                state.hub.unsubscribe(self.id, &consultation_id);
+                let _ = self.tx.try_send(Outgoing::Unsubscribe { consultation_id });
+            }
+            ClientFrame::Send {
+                client_msg_id,
+                consultation_id,
+                kind,
+                content,
+                media_id,
+            } => {
+                let started = Instant::now();
+                let appended = state
+                    .send_message(
+                        &self.user,
+                        &consultation_id,
+                        client_msg_id,
+                        kind,
+                        content,
+                        media_id,
+                    )
+                    .await?;
+                let m = appended.message;
+                self.send(&ServerFrame::Ack {
+                    client_msg_id: m.client_msg_id,
+                    consultation_id: m.consultation_id,
+                    seq: m.seq,
+                    message_id: m.message_id,
+                    sent_at: m.sent_at,
+                });
+                METRICS.send_latency.observe(started.elapsed());
+            }
+            ClientFrame::Typing {
+                consultation_id,
+                is_typing,
+            } => {
+                let c = state.participant_consultation(&consultation_id, me).await?;
+                if !c.status.accepts_messages() && is_typing {
+                    return Err(Error::invalid_state(
+                        "this consultation is not open for chat",
+                    ));
+                }
+                state
+                    .hub
+                    .typing(&consultation_id, me, [c.customer_id, c.guide_id], is_typing);
+            }
+            ClientFrame::Delivered {
+                consultation_id,
+                up_to_seq,
+            } => {
+                state
+                    .receipt(&consultation_id, me, Mark::Delivered, up_to_seq)
+                    .await?;
+            }
+            ClientFrame::Read {
+                consultation_id,
+                up_to_seq,
+            } => {
+                state
+                    .receipt(&consultation_id, me, Mark::Read, up_to_seq)
+                    .await?;
+            }
+            ClientFrame::WatchGuides => {
+                state.hub.watch_guides(self.id);
+                for frame in state.guide_presence_frames().await? {
+                    self.send(&frame);
+                }
+            }
+            ClientFrame::Auth { access_token } => {
+                let fresh = authenticate(&state, &access_token).await?;
+                if fresh.user_id != me {
+                    return Err(Error::auth("that token belongs to someone else"));
+                }
+                expiry.as_mut().reset(token_deadline(fresh.expires_at));
+                self.user = fresh;
+            }
+            ClientFrame::Ping => {
+                self.send(&ServerFrame::Pong);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The instant a token expiring at `exp` (Unix seconds) dies.
+fn token_deadline(exp: i64) -> Instant {
+    let left = exp - chrono::Utc::now().timestamp();
+    Instant::now() + Duration::from_secs(left.max(0) as u64)
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    state: AppState,
+) {
+    let mut cursors: HashMap<ConsultationId, i64> = HashMap::new();
+    while let Some(item) = rx.recv().await {
+        let ok = match item {
+            Outgoing::Frame(text) => sink.send(WsMessage::Text(text)).await.is_ok(),
+            Outgoing::Message {
+                consultation_id,
+                seq,
+                frame,
+            } => {
+                match cursors.get(&consultation_id).copied() {
+                    Some(cursor) if seq == cursor + 1 => {
+                        cursors.insert(consultation_id, seq);
+                        sink.send(WsMessage::Text(frame)).await.is_ok()
+                    }
+                    Some(cursor) if seq > cursor + 1 => {
+                        // Fan-out raced; read what came between from storage first.
+                        let range = HistoryRange::Between(cursor, seq);
+                        let ok = replay(&mut sink, &state, &consultation_id, range, &mut cursors)
+                            .await
+                            && sink.send(WsMessage::Text(frame)).await.is_ok();
+                        cursors.insert(consultation_id, seq);
+                        ok
+                    }
+                    _ => true,
+                }
+            }
+            Outgoing::Subscribe {
+                consultation_id,
+                after_seq,
+            } => {
+                let head = match state.store.consultation(&consultation_id).await {
+                    Ok(Some(c)) => c.head_seq,
+                    _ => 0,
+                };
+                cursors.insert(consultation_id.clone(), after_seq.min(head));
+                let ok = replay(
+                    &mut sink,
+                    &state,
+                    &consultation_id,
+                    HistoryRange::After(after_seq.min(head)),
+                    &mut cursors,
+                )
+                .await;
+                let head_seq = cursors
+                    .get(&consultation_id)
+                    .copied()
+                    .unwrap_or(head)
+                    .max(head);
+                ok && sink
+                    .send(WsMessage::Text(encode(&ServerFrame::Subscribed {
+                        consultation_id,
+                        head_seq,
+                    })))
+                    .await
+                    .is_ok()
+            }
+            Outgoing::Unsubscribe { consultation_id } => {
+                cursors.remove(&consultation_id);
+                true
+            }
+            Outgoing::Ping => sink.send(WsMessage::Ping(Default::default())).await.is_ok(),
+            Outgoing::Close { code, reason } => {
+                let _ = sink
+                    .send(WsMessage::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })))
+                    .await;
+                let _ = sink.close().await;
+                return;
+            }
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// Sends stored messages of `range` page by page, moving the cursor; false if the socket failed.
+async fn replay(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    state: &AppState,
+    cid: &ConsultationId,
+    range: HistoryRange,
+    cursors: &mut HashMap<ConsultationId, i64>,
+) -> bool {
+    let mut range = range;
+    loop {
+        let (page, more) = match state.store.messages(cid, range, REPLAY_PAGE).await {
+            Ok(p) => p,
+            Err(_) => return false,
+        };
+        for m in page {
+            let seq = m.seq;
+            if sink
+                .send(WsMessage::Text(encode(&ServerFrame::Message {
+                    message: m,
+                })))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+            cursors.insert(cid.clone(), seq);
+        }
+        if !more {
+            return true;
+        }
+        let cursor = cursors.get(cid).copied().unwrap_or(0);
+        range = match range {
+            HistoryRange::Between(_, hi) => HistoryRange::Between(cursor, hi),
+            _ => HistoryRange::After(cursor),
+        };
+    }
+}

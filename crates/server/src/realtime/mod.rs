@@ -1,0 +1,35 @@
+//! Realtime: `GET /api/v1/realtime`, the hub, and one task per connection.
+
+pub mod conn;
+pub mod hub;
+
+use crate::app::AppState;
+use crate::auth::extract::{authenticate, bearer};
+use crate::error::Error;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
+/// The WebSocket upgrade. The token is checked before upgrading, so a bad one gets a plain
+/// 401 with the contract's error body.
+pub async fn upgrade(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let (mut parts, _body): (Parts, _) = req.into_parts();
+    let Some(token) = bearer(&parts) else {
+        return Error::auth("sign in first: send a bearer token or ?access_token=").into_response();
+    };
+    let user = match authenticate(&state, &token).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            return Error::validation(format!("this endpoint needs a WebSocket upgrade: {e}"))
+                .into_response()
+        }
+    };
+    ws.max_message_size(1024 * 1024)
+        .max_frame_size(1024 * 1024)
+        .on_upgrade(move |socket| conn::serve(socket, state, user))
+}

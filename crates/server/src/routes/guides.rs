@@ -1,0 +1,99 @@
+//! `/api/v1/guide/*`: the guide list, a guide's own profile, online/offline.
+
+use super::{decode_cursor, encode_cursor, page_size, Json, Query};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use axum::extract::State;
+use tara_protocol::auth::UserType;
+use tara_protocol::guides::{
+    Guide, GuideAvailability, GuideList, GuideListQuery, GuideStatusRequest, PresenceStatus,
+};
+use tara_protocol::UserId;
+
+pub async fn list(
+    State(app): State<AppState>,
+    _me: AuthUser,
+    Query(q): Query<GuideListQuery>,
+) -> Result<axum::Json<GuideList>> {
+    if q.mode.as_deref().is_some_and(|m| m != "chat") {
+        return Err(Error::validation("mode must be chat"));
+    }
+    let limit = page_size(q.limit, 50, 100);
+    let mut after = match &q.cursor {
+        Some(c) => Some(UserId(decode_cursor(c)?.parse().map_err(|_| {
+            Error::validation("cursor is not one this server gave out")
+        })?)),
+        None => None,
+    };
+    let only_online = q.online.unwrap_or(false);
+    let mut guides: Vec<Guide> = Vec::with_capacity(limit);
+    let mut exhausted = false;
+    // Filtering by live status happens here, so read in chunks until the page is full.
+    while guides.len() < limit {
+        let chunk = app.store.guides(after, 200).await?;
+        if chunk.len() < 200 {
+            exhausted = true;
+        }
+        for g in chunk {
+            after = Some(g.user.id);
+            let g = app.guide_view(g);
+            if !only_online || g.status == PresenceStatus::Online {
+                guides.push(g);
+                if guides.len() == limit {
+                    break;
+                }
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    let last_id = guides.last().map(|g| g.id);
+    let more = if exhausted && guides.len() < limit {
+        false
+    } else {
+        // Peek: is there any guide past the last one on this page?
+        match last_id {
+            Some(id) => !app.store.guides(Some(id), 1).await?.is_empty(),
+            None => false,
+        }
+    };
+    let next_cursor = if more {
+        last_id.map(|id| encode_cursor(&id.0.to_string()))
+    } else {
+        None
+    };
+    Ok(axum::Json(GuideList {
+        guides,
+        next_cursor,
+    }))
+}
+
+pub async fn own_profile(State(app): State<AppState>, me: AuthUser) -> Result<axum::Json<Guide>> {
+    me.require(UserType::Guide)?;
+    let g = app
+        .store
+        .guide(me.user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("no guide profile"))?;
+    Ok(axum::Json(app.guide_view(g)))
+}
+
+pub async fn set_status(
+    State(app): State<AppState>,
+    me: AuthUser,
+    Json(req): Json<GuideStatusRequest>,
+) -> Result<axum::Json<Guide>> {
+    me.require(UserType::Guide)?;
+    app.store
+        .set_guide_available(me.user_id, req.status == GuideAvailability::Online)
+        .await?;
+    app.presence_changed(me.user_id);
+    let g = app
+        .store
+        .guide(me.user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("no guide profile"))?;
+    Ok(axum::Json(app.guide_view(g)))
+}

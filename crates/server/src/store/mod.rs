@@ -1,0 +1,481 @@
+//! Storage behind one trait, so handlers never know which database answers.
+//!
+//! [`Store`] speaks in the contract's types. The SQLite backend ([`sqlite`]) is the default: one
+//! file, WAL, a single writer thread that commits jobs in groups. A PostgreSQL backend adds a
+//! module next to it implementing the same trait; nothing in `routes` or `realtime` changes.
+//!
+//! Committed messages (user and system) are handed to a [`CommitListener`] in commit order, so
+//! the realtime hub fans them out in `seq` order without asking the database again.
+
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::state::Action;
+use async_trait::async_trait;
+use tara_protocol::auth::{DeviceInfo, ProfilePatch, UserType};
+use tara_protocol::consultations::{
+    Consultation, ConsultationEvent, FeedbackRequest, FeedbackResponse,
+};
+use tara_protocol::customers::{CustomerProfile, CustomerProfileInput};
+use tara_protocol::messages::{Message, MessageKind, SenderType};
+use tara_protocol::{ClientMsgId, ConsultationId, MediaId, SessionId, UserId};
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Customer or guide.
+    pub user_type: UserType,
+    /// Full phone with country code.
+    pub phone: String,
+    /// Name others see.
+    pub display_name: String,
+    /// Picture.
+    pub avatar_url: Option<String>,
+    /// Last time connected, ms since epoch.
+    pub last_seen_ms: Option<i64>,
+}
+
+/// A guide to add from the command line.
+#[derive(Debug, Clone)]
+pub struct NewGuide {
+    /// Full phone with country code.
+    pub phone: String,
+    /// Display name.
+    pub name: String,
+    /// Price per minute.
+    pub rate_per_minute: i64,
+    /// What the guide reads.
+    pub skills: Vec<String>,
+    /// Languages.
+    pub languages: Vec<String>,
+    /// Starts set online (demo guides).
+    pub available: bool,
+}
+
+/// A guide as stored: everything but the live status, which needs presence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuideRow {
+    /// The guide's account.
+    pub user: User,
+    /// Price per minute.
+    pub rate_per_minute: i64,
+    /// Skills.
+    pub skills: Vec<String>,
+    /// Languages.
+    pub languages: Vec<String>,
+    /// Set online by the guide.
+    pub available: bool,
+    /// Holds an accepted or in-progress consultation.
+    pub busy: bool,
+    /// Average rating.
+    pub rating_avg: f64,
+    /// Ratings received.
+    pub rating_count: i64,
+}
+
+/// A code request, as stored (the code itself only hashed).
+#[derive(Debug, Clone)]
+pub struct OtpRecord {
+    /// Its id.
+    pub request_id: String,
+    /// Full phone.
+    pub phone: String,
+    /// For which kind of account.
+    pub user_type: UserType,
+    /// Keyed hash of the code.
+    pub code_hash: Vec<u8>,
+    /// When made, ms.
+    pub created_ms: i64,
+    /// When it dies, ms.
+    pub expires_ms: i64,
+}
+
+/// What checking a code found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpOutcome {
+    /// Right code; the request is used up.
+    Accepted,
+    /// Wrong code; tries are left.
+    Wrong,
+    /// Wrong code, and that was the last try: the request is burned.
+    Burned,
+    /// The request was burned before.
+    AlreadyBurned,
+    /// Past its lifetime, or already used.
+    Expired,
+    /// No such request for that phone.
+    Unknown,
+}
+
+/// A device session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// Its id.
+    pub session_id: SessionId,
+    /// Whose.
+    pub user_id: UserId,
+    /// From where.
+    pub device_info: DeviceInfo,
+    /// Opened, ms.
+    pub created_ms: i64,
+    /// Last login or refresh, ms.
+    pub last_used_ms: i64,
+    /// Revoked, ms.
+    pub revoked_ms: Option<i64>,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefreshOutcome {
+    /// Rotated: the old token is dead, the new one stored.
+    Rotated {
+        /// The session.
+        session: SessionRow,
+    },
+    /// A dead token came back: the whole session is now revoked.
+    Reused {
+        /// The revoked session.
+        session_id: SessionId,
+    },
+    /// The session was already revoked.
+    Revoked,
+    /// Never seen.
+    Unknown,
+}
+
+/// A consultation to create.
+#[derive(Debug, Clone)]
+pub struct NewConsultation {
+    /// Its id (UUID v7).
+    pub consultation_id: ConsultationId,
+    /// Who asks.
+    pub customer_id: UserId,
+    /// Who is asked.
+    pub guide_id: UserId,
+    /// `chat`.
+    pub mode: String,
+    /// The guide's rate now.
+    pub rate_per_minute: i64,
+    /// Birth details snapshot.
+    pub intake: Option<CustomerProfile>,
+    /// When, ms.
+    pub now_ms: i64,
+}
+
+/// Who acts on a consultation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A person.
+    User(UserId),
+    /// The server (timeouts).
+    System,
+}
+
+/// A consultation after a transition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transitioned {
+    /// After the change.
+    pub consultation: Consultation,
+    /// What to tell both parties, if the state changed.
+    pub event: Option<ConsultationEvent>,
+}
+
+/// One side of a consultation, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParticipantRow {
+    /// The account.
+    pub user: User,
+    /// Joined at, ms.
+    pub joined_ms: Option<i64>,
+    /// Highest seq stored by the user's devices.
+    pub delivered_seq: i64,
+    /// Highest seq seen.
+    pub read_seq: i64,
+    /// Messages from the other side not read.
+    pub unread_count: i64,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Where.
+    pub consultation_id: ConsultationId,
+    /// Who.
+    pub sender_id: UserId,
+    /// The sender's idempotency id.
+    pub client_msg_id: ClientMsgId,
+    /// Text or image.
+    pub kind: MessageKind,
+    /// Trimmed, validated content.
+    pub content: String,
+    /// The image.
+    pub media_id: Option<MediaId>,
+}
+
+/// A stored message and whether it was stored before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The stored message.
+    pub message: Message,
+    /// True when this `(sender, client_msg_id)` was already stored.
+    pub duplicate: bool,
+}
+
+/// A committed message and what the hub needs to route it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The message.
+    pub message: Message,
+    /// The consultation's customer.
+    pub customer_id: UserId,
+    /// The consultation's guide.
+    pub guide_id: UserId,
+    /// The other party's unread count after it, when it changed.
+    pub unread: Option<(UserId, i64)>,
+}
+
+/// Receives committed messages, in commit (and so `seq`) order.
+pub trait CommitListener: Send + Sync + 'static {
+    /// Called once per committed group, right after the commit.
+    fn committed(&self, batch: &[Committed]);
+}
+
+/// Which part of history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryRange {
+    /// The newest messages.
+    Latest,
+    /// Just below this seq.
+    Before(i64),
+    /// Just above this seq.
+    After(i64),
+    /// Above the first, below the second.
+    Between(i64, i64),
+}
+
+/// Delivered or read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Stored on a device.
+    Delivered,
+    /// Seen by the person.
+    Read,
+}
+
+/// A participant's progress after a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Highest seq stored by the user's devices.
+    pub delivered_seq: i64,
+    /// Highest seq seen.
+    pub read_seq: i64,
+    /// Messages from the other side not read.
+    pub unread_count: i64,
+    /// Whether anything changed.
+    pub changed: bool,
+}
+
+/// One row of a chat list, before live status is added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRow {
+    /// The consultation.
+    pub consultation: Consultation,
+    /// The other side.
+    pub other: User,
+    /// Its newest message.
+    pub last_message: Option<Message>,
+    /// The caller's unread count.
+    pub unread_count: i64,
+    /// Sort key: newest activity, ms.
+    pub activity_ms: i64,
+}
+
+/// An uploaded image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaRow {
+    /// Its id.
+    pub media_id: MediaId,
+    /// The consultation it belongs to.
+    pub consultation_id: ConsultationId,
+    /// Who uploaded it.
+    pub uploader_id: UserId,
+    /// The uploader's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+    /// MIME type.
+    pub content_type: String,
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+    /// Size.
+    pub bytes: u64,
+    /// When, ms.
+    pub created_ms: i64,
+}
+
+/// The storage a server runs on.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- users
+    /// A user by id.
+    async fn user(&self, id: UserId) -> Result<Option<User>>;
+    /// A user by phone and kind.
+    async fn user_by_phone(&self, phone: &str, user_type: UserType) -> Result<Option<User>>;
+    /// The customer with this phone, created if new.
+    async fn ensure_customer(&self, phone: &str, display_name: &str, now_ms: i64) -> Result<User>;
+    /// Adds a guide; `VALIDATION_FAILED` if the phone already has one.
+    async fn add_guide(&self, guide: NewGuide, now_ms: i64) -> Result<UserId>;
+    /// Changes name or picture.
+    async fn update_profile(&self, id: UserId, patch: ProfilePatch) -> Result<User>;
+    /// Records the last time a user was connected.
+    async fn set_last_seen(&self, id: UserId, at_ms: i64) -> Result<()>;
+
+    // --- OTP
+    /// Creation times of codes asked for this phone since `since_ms`.
+    async fn otp_times(&self, phone: &str, since_ms: i64) -> Result<Vec<i64>>;
+    /// Stores a new code request.
+    async fn insert_otp(&self, record: OtpRecord) -> Result<()>;
+    /// Checks a code; counts a wrong one; burns after `max_attempts` wrong ones.
+    async fn check_otp(
+        &self,
+        request_id: &str,
+        phone: &str,
+        user_type: UserType,
+        code_hash: Vec<u8>,
+        now_ms: i64,
+        max_attempts: u32,
+    ) -> Result<OtpOutcome>;
+
+    // --- sessions and refresh tokens
+    /// Opens a device session with its first refresh token; returns sessions evicted past `max`.
+    async fn create_session(
+        &self,
+        user: UserId,
+        device: DeviceInfo,
+        refresh_hash: Vec<u8>,
+        max: usize,
+        now_ms: i64,
+    ) -> Result<(SessionRow, Vec<SessionId>)>;
+    /// Swaps a live refresh token for a new one; a dead one revokes its session.
+    async fn rotate_refresh(
+        &self,
+        old_hash: Vec<u8>,
+        new_hash: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<RefreshOutcome>;
+    /// A session by id.
+    async fn session(&self, id: &SessionId) -> Result<Option<SessionRow>>;
+    /// A user's live sessions, most recently used first.
+    async fn sessions(&self, user: UserId) -> Result<Vec<SessionRow>>;
+    /// Revokes one of a user's sessions; false if it was not theirs or not live.
+    async fn revoke_session(&self, user: UserId, id: &SessionId, now_ms: i64) -> Result<bool>;
+
+    // --- guides
+    /// Guides with id above `after`, in id order.
+    async fn guides(&self, after: Option<UserId>, limit: usize) -> Result<Vec<GuideRow>>;
+    /// One guide.
+    async fn guide(&self, id: UserId) -> Result<Option<GuideRow>>;
+    /// Sets a guide online or offline.
+    async fn set_guide_available(&self, id: UserId, available: bool) -> Result<()>;
+
+    // --- customer profiles
+    /// Every profile of a customer, primary first.
+    async fn profiles(&self, customer: UserId) -> Result<Vec<CustomerProfile>>;
+    /// Writes the primary profile (creating or replacing it).
+    async fn save_primary_profile(
+        &self,
+        customer: UserId,
+        input: CustomerProfileInput,
+        now_ms: i64,
+    ) -> Result<CustomerProfile>;
+    /// Adds another profile.
+    async fn add_profile(
+        &self,
+        customer: UserId,
+        input: CustomerProfileInput,
+        now_ms: i64,
+    ) -> Result<CustomerProfile>;
+    /// One profile.
+    async fn profile(&self, profile_id: i64) -> Result<Option<CustomerProfile>>;
+
+    // --- consultations
+    /// Creates a request; `CONSULTATION_ACTIVE` or `GUIDE_UNAVAILABLE` as the rules say.
+    async fn create_consultation(&self, new: NewConsultation) -> Result<Consultation>;
+    /// One consultation.
+    async fn consultation(&self, id: &ConsultationId) -> Result<Option<Consultation>>;
+    /// Applies a state change atomically, writing its system message.
+    async fn transition(
+        &self,
+        id: &ConsultationId,
+        action: Action,
+        actor: Actor,
+        now_ms: i64,
+    ) -> Result<Transitioned>;
+    /// Both sides of a consultation, customer first.
+    async fn participants(&self, id: &ConsultationId) -> Result<Vec<ParticipantRow>>;
+    /// The user's requested, accepted or in-progress consultations (newest first).
+    async fn active_consultations(&self, user: UserId) -> Result<Vec<Consultation>>;
+    /// Every consultation still `requested` (to re-arm timeouts after a restart).
+    async fn requested_consultations(&self) -> Result<Vec<Consultation>>;
+    /// A page of the chat list, newest activity first, after the cursor `(activity_ms, id)`.
+    async fn chat_list(
+        &self,
+        user: UserId,
+        cursor: Option<(i64, ConsultationId)>,
+        limit: usize,
+    ) -> Result<Vec<ChatRow>>;
+    /// Stores the customer's rating once.
+    async fn add_feedback(
+        &self,
+        id: &ConsultationId,
+        customer: UserId,
+        feedback: FeedbackRequest,
+        now_ms: i64,
+    ) -> Result<FeedbackResponse>;
+
+    // --- messages
+    /// Stores a message once per `(sender, client_msg_id)`, assigning the next seq.
+    async fn append_message(&self, new: NewMessage, now_ms: i64) -> Result<Appended>;
+    /// A sender's message by its idempotency id.
+    async fn message_by_client_id(
+        &self,
+        sender: UserId,
+        client_msg_id: &ClientMsgId,
+    ) -> Result<Option<Message>>;
+    /// A page of history, ascending, and whether more lie beyond it.
+    async fn messages(
+        &self,
+        id: &ConsultationId,
+        range: HistoryRange,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool)>;
+    /// Moves a participant's delivered or read mark forward (never back).
+    async fn mark(
+        &self,
+        id: &ConsultationId,
+        user: UserId,
+        mark: Mark,
+        up_to: i64,
+    ) -> Result<Progress>;
+
+    // --- media
+    /// Stores an upload's record; an existing one with the same key wins.
+    async fn insert_media(&self, media: MediaRow) -> Result<MediaRow>;
+    /// One upload.
+    async fn media(&self, id: &MediaId) -> Result<Option<MediaRow>>;
+    /// An upload by its uploader's idempotency key.
+    async fn media_by_key(&self, uploader: UserId, key: &str) -> Result<Option<MediaRow>>;
+
+    /// Waits for everything queued to be committed; used by graceful shutdown.
+    async fn flush(&self) -> Result<()>;
+}
+
+/// The sender type that goes with a user type.
+pub fn sender_type(t: UserType) -> SenderType {
+    match t {
+        UserType::Customer => SenderType::Customer,
+        UserType::Guide => SenderType::Guide,
+    }
+}

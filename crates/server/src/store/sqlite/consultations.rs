@@ -1,0 +1,309 @@
+//! Consultations: creation under the one-active rules, transitions, participants, chat list, feedback.
+
+use super::messages;
+use super::rows::{self, CONSULTATION_SELECT, USER_COLS};
+use crate::error::{Error, Result};
+use crate::state::{decide, Action, Role};
+use crate::store::{Actor, ChatRow, Committed, NewConsultation, ParticipantRow, Transitioned};
+use rusqlite::{params, Connection, OptionalExtension};
+use tara_protocol::consultations::{
+    Consultation, ConsultationStatus, FeedbackRequest, FeedbackResponse,
+};
+use tara_protocol::messages::{MessageKind, SenderType};
+use tara_protocol::{ConsultationId, ErrorCode, Timestamp, UserId};
+
+fn active_of_customer(c: &Connection, customer: UserId) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT consultation_id FROM consultations WHERE customer_id = ?1
+         AND status IN ('requested', 'accepted', 'in_progress')",
+        [customer.0],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+fn engaged_guide(c: &Connection, guide: UserId) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT consultation_id FROM consultations WHERE guide_id = ?1 AND status IN ('accepted', 'in_progress')",
+        [guide.0],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+pub fn create(c: &Connection, n: &NewConsultation) -> Result<Consultation> {
+    if let Some(active) = active_of_customer(c, n.customer_id)? {
+        return Err(Error::new(
+            ErrorCode::ConsultationActive,
+            "you already have a consultation open",
+        )
+        .with_details(serde_json::json!({ "consultation_id": active })));
+    }
+    if engaged_guide(c, n.guide_id)?.is_some() {
+        return Err(Error::new(
+            ErrorCode::GuideUnavailable,
+            "this guide is in another consultation",
+        ));
+    }
+    let intake = n.intake.as_ref().map(serde_json::to_string).transpose()?;
+    c.execute(
+        "INSERT INTO consultations (consultation_id, customer_id, guide_id, mode, status, created_at, rate_per_minute,
+         intake, activity_at) VALUES (?1, ?2, ?3, ?4, 'requested', ?5, ?6, ?7, ?5)",
+        params![
+            n.consultation_id.as_str(),
+            n.customer_id.0,
+            n.guide_id.0,
+            n.mode,
+            n.now_ms,
+            n.rate_per_minute,
+            intake
+        ],
+    )?;
+    for user in [n.customer_id, n.guide_id] {
+        c.execute(
+            "INSERT INTO participants (consultation_id, user_id) VALUES (?1, ?2)",
+            params![n.consultation_id.as_str(), user.0],
+        )?;
+    }
+    rows::require_consultation(c, n.consultation_id.as_str())
+}
+
+fn role_of(cons: &Consultation, actor: Actor) -> Result<Role> {
+    match actor {
+        Actor::System => Ok(Role::System),
+        Actor::User(u) if u == cons.customer_id => Ok(Role::Customer),
+        Actor::User(u) if u == cons.guide_id => Ok(Role::Guide),
+        Actor::User(_) => Err(Error::forbidden("you are not part of this consultation")),
+    }
+}
+
+pub fn transition(
+    c: &Connection,
+    id: &ConsultationId,
+    action: &Action,
+    actor: Actor,
+    now: i64,
+    committed: &mut Vec<Committed>,
+) -> Result<Transitioned> {
+    let cons = rows::require_consultation(c, id.as_str())?;
+    let role = role_of(&cons, actor)?;
+    let mut both_joined = false;
+    if *action == Action::Join {
+        if let Actor::User(u) = actor {
+            if cons.status.accepts_messages() {
+                c.execute(
+                    "UPDATE participants SET joined_at = COALESCE(joined_at, ?1) WHERE consultation_id = ?2 AND user_id = ?3",
+                    params![now, id.as_str(), u.0],
+                )?;
+            }
+        }
+        let joined: i64 = c.query_row(
+            "SELECT COUNT(*) FROM participants WHERE consultation_id = ?1 AND joined_at IS NOT NULL",
+            [id.as_str()],
+            |r| r.get(0),
+        )?;
+        both_joined = joined >= 2;
+    }
+    let d = decide(cons.status, action, role, both_joined)?;
+    if *action == Action::Accept && engaged_guide(c, cons.guide_id)?.is_some() {
+        return Err(Error::new(
+            ErrorCode::ConsultationActive,
+            "finish your current consultation before accepting another",
+        ));
+    }
+    let Some(to) = d.to else {
+        return Ok(Transitioned {
+            consultation: cons,
+            event: None,
+        });
+    };
+    let sql = match to {
+        ConsultationStatus::Accepted => "UPDATE consultations SET status = ?1, accepted_at = ?2, activity_at = ?2 WHERE consultation_id = ?3",
+        ConsultationStatus::InProgress => "UPDATE consultations SET status = ?1, started_at = ?2, activity_at = ?2 WHERE consultation_id = ?3",
+        _ => "UPDATE consultations SET status = ?1, ended_at = ?2, activity_at = ?2, ended_by = ?4, end_reason = ?5 WHERE consultation_id = ?3",
+    };
+    let ended_by = d.ended_by.map(|e| e.as_str());
+    if to.is_active() {
+        c.execute(sql, params![to.as_str(), now, id.as_str()])?;
+    } else {
+        c.execute(
+            sql,
+            params![to.as_str(), now, id.as_str(), ended_by, d.end_reason],
+        )?;
+    }
+    let mut cons = rows::require_consultation(c, id.as_str())?;
+    if let Some(text) = &d.system_text {
+        let cmid = uuid::Uuid::now_v7().to_string();
+        messages::insert(
+            c,
+            &cons,
+            UserId(0),
+            SenderType::System,
+            &cmid,
+            MessageKind::System,
+            text,
+            None,
+            now,
+            committed,
+        )?;
+        cons = rows::require_consultation(c, id.as_str())?;
+    }
+    Ok(Transitioned {
+        consultation: cons,
+        event: d.event,
+    })
+}
+
+pub fn participants(c: &Connection, id: &ConsultationId) -> Result<Vec<ParticipantRow>> {
+    let cons = rows::require_consultation(c, id.as_str())?;
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {USER_COLS}, p.joined_at, p.delivered_seq, p.read_seq, p.unread_count
+         FROM participants p JOIN users u ON u.id = p.user_id WHERE p.consultation_id = ?1"
+    ))?;
+    let mut list: Vec<ParticipantRow> = st
+        .query_map([id.as_str()], |r| {
+            Ok(ParticipantRow {
+                user: rows::user(r, 0)?,
+                joined_ms: r.get(6)?,
+                delivered_seq: r.get(7)?,
+                read_seq: r.get(8)?,
+                unread_count: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    list.sort_by_key(|p| p.user.id != cons.customer_id);
+    Ok(list)
+}
+
+pub fn active(c: &Connection, user: UserId) -> Result<Vec<Consultation>> {
+    let mut st = c.prepare_cached(&format!(
+        "{CONSULTATION_SELECT} WHERE (c.customer_id = ?1 OR c.guide_id = ?1)
+         AND c.status IN ('requested', 'accepted', 'in_progress') ORDER BY c.created_at DESC LIMIT 100"
+    ))?;
+    let rows = st
+        .query_map([user.0], rows::consultation)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+pub fn requested(c: &Connection) -> Result<Vec<Consultation>> {
+    let mut st = c.prepare_cached(&format!(
+        "{CONSULTATION_SELECT} WHERE c.status = 'requested' ORDER BY c.created_at"
+    ))?;
+    let rows = st
+        .query_map([], rows::consultation)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+pub fn chat_list(
+    c: &Connection,
+    user: UserId,
+    cursor: Option<(i64, ConsultationId)>,
+    limit: usize,
+) -> Result<Vec<ChatRow>> {
+    let (at, after_id) = cursor
+        .map(|(a, id)| (a, id.0))
+        .unwrap_or((i64::MAX, String::new()));
+    let mut st = c.prepare_cached(&format!(
+        "{CONSULTATION_SELECT} JOIN participants p ON p.consultation_id = c.consultation_id AND p.user_id = ?1
+         WHERE (c.activity_at < ?2 OR (c.activity_at = ?2 AND c.consultation_id < ?3))
+         ORDER BY c.activity_at DESC, c.consultation_id DESC LIMIT ?4"
+    ))?;
+    let list: Vec<(Consultation, i64)> = st
+        .query_map(
+            params![
+                user.0,
+                at,
+                if after_id.is_empty() {
+                    "\u{10FFFF}".to_owned()
+                } else {
+                    after_id
+                },
+                limit as i64
+            ],
+            |r| Ok((rows::consultation(r)?, r.get(18)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(list.len());
+    for (cons, activity_ms) in list {
+        let other_id = if cons.customer_id == user {
+            cons.guide_id
+        } else {
+            cons.customer_id
+        };
+        let other =
+            rows::load_user(c, other_id)?.ok_or_else(|| Error::internal("participant vanished"))?;
+        let unread_count: i64 = c.query_row(
+            "SELECT unread_count FROM participants WHERE consultation_id = ?1 AND user_id = ?2",
+            params![cons.consultation_id.as_str(), user.0],
+            |r| r.get(0),
+        )?;
+        let last_message = messages::last_message(c, &cons)?;
+        out.push(ChatRow {
+            consultation: cons,
+            other,
+            last_message,
+            unread_count,
+            activity_ms,
+        });
+    }
+    Ok(out)
+}
+
+pub fn feedback(
+    c: &Connection,
+    id: &ConsultationId,
+    customer: UserId,
+    f: &FeedbackRequest,
+    now: i64,
+) -> Result<FeedbackResponse> {
+    let cons = rows::require_consultation(c, id.as_str())?;
+    if cons.customer_id != customer {
+        if cons.guide_id == customer {
+            return Err(Error::forbidden("only the customer rates a consultation"));
+        }
+        return Err(Error::forbidden("you are not part of this consultation"));
+    }
+    if cons.status != ConsultationStatus::Completed {
+        return Err(
+            Error::invalid_state("a consultation can be rated once it is completed")
+                .with_details(serde_json::json!({ "status": cons.status.as_str() })),
+        );
+    }
+    let exists: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM feedback WHERE consultation_id = ?1)",
+        [id.as_str()],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Err(Error::new(
+            ErrorCode::AlreadyRated,
+            "this consultation has been rated already",
+        ));
+    }
+    let feedback_id = uuid::Uuid::now_v7().to_string();
+    c.execute(
+        "INSERT INTO feedback (feedback_id, consultation_id, customer_id, guide_id, rating, feedback_text, issues, submitted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            feedback_id,
+            id.as_str(),
+            customer.0,
+            cons.guide_id.0,
+            f.rating,
+            f.feedback_text,
+            f.issues.as_ref().map(serde_json::to_string).transpose()?,
+            now
+        ],
+    )?;
+    c.execute(
+        "UPDATE guides SET rating_sum = rating_sum + ?1, rating_count = rating_count + 1 WHERE user_id = ?2",
+        params![f.rating, cons.guide_id.0],
+    )?;
+    Ok(FeedbackResponse {
+        feedback_id,
+        rating: f.rating,
+        submitted_at: Timestamp::from_millis(now),
+    })
+}

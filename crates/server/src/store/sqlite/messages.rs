@@ -1,0 +1,293 @@
+//! Messages (seq assignment, idempotency, history, receipts) and media records.
+
+use super::rows::{self, MEDIA_COLS, MESSAGE_SELECT};
+use crate::error::{Error, Result};
+use crate::store::{Appended, Committed, HistoryRange, Mark, MediaRow, NewMessage, Progress};
+use rusqlite::{params, Connection, OptionalExtension};
+use tara_protocol::consultations::Consultation;
+use tara_protocol::messages::{Message, MessageKind, SenderType};
+use tara_protocol::{ClientMsgId, ConsultationId, MediaId, UserId};
+
+pub fn by_client_id(c: &Connection, sender: UserId, id: &ClientMsgId) -> Result<Option<Message>> {
+    Ok(c.prepare_cached(&format!(
+        "{MESSAGE_SELECT} WHERE m.sender_id = ?1 AND m.client_msg_id = ?2"
+    ))?
+    .query_row(params![sender.0, id.as_str()], rows::message)
+    .optional()?)
+}
+
+fn by_seq(c: &Connection, id: &str, seq: i64) -> Result<Option<Message>> {
+    Ok(c.prepare_cached(&format!(
+        "{MESSAGE_SELECT} WHERE m.consultation_id = ?1 AND m.seq = ?2"
+    ))?
+    .query_row(params![id, seq], rows::message)
+    .optional()?)
+}
+
+pub fn last_message(c: &Connection, cons: &Consultation) -> Result<Option<Message>> {
+    if cons.head_seq == 0 {
+        return Ok(None);
+    }
+    by_seq(c, cons.consultation_id.as_str(), cons.head_seq)
+}
+
+/// Appends a message with the next seq, bumps the counters, and records it for fan-out.
+#[allow(clippy::too_many_arguments)]
+pub fn insert(
+    c: &Connection,
+    cons: &Consultation,
+    sender: UserId,
+    sender_type: SenderType,
+    client_msg_id: &str,
+    kind: MessageKind,
+    content: &str,
+    media_id: Option<&MediaId>,
+    now: i64,
+    committed: &mut Vec<Committed>,
+) -> Result<Message> {
+    let cid = cons.consultation_id.as_str();
+    let seq: i64 = c
+        .prepare_cached(
+            "UPDATE consultations SET head_seq = head_seq + 1, total_messages = total_messages + 1,
+             last_message_at = ?2, activity_at = ?2 WHERE consultation_id = ?1 RETURNING head_seq",
+        )?
+        .query_row(params![cid, now], |r| r.get(0))?;
+    let message_id = uuid::Uuid::now_v7().to_string();
+    c.prepare_cached(
+        "INSERT INTO messages (consultation_id, seq, message_id, client_msg_id, sender_id, sender_type, kind, content,
+         media_id, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        cid,
+        seq,
+        message_id,
+        client_msg_id,
+        sender.0,
+        sender_type.as_str(),
+        kind.as_str(),
+        content,
+        media_id.map(|m| m.as_str()),
+        now
+    ])?;
+    // Messages from a person count as unread for the other person; system lines do not.
+    let unread = if sender_type == SenderType::System {
+        None
+    } else {
+        let other = if sender == cons.customer_id {
+            cons.guide_id
+        } else {
+            cons.customer_id
+        };
+        let count: i64 = c
+            .prepare_cached(
+                "UPDATE participants SET unread_count = unread_count + 1
+                 WHERE consultation_id = ?1 AND user_id = ?2 RETURNING unread_count",
+            )?
+            .query_row(params![cid, other.0], |r| r.get(0))?;
+        Some((other, count))
+    };
+    let message =
+        by_seq(c, cid, seq)?.ok_or_else(|| Error::internal("message vanished after insert"))?;
+    committed.push(Committed {
+        message: message.clone(),
+        customer_id: cons.customer_id,
+        guide_id: cons.guide_id,
+        unread,
+    });
+    Ok(message)
+}
+
+pub fn append(
+    c: &Connection,
+    new: &NewMessage,
+    now: i64,
+    committed: &mut Vec<Committed>,
+) -> Result<Appended> {
+    if let Some(existing) = by_client_id(c, new.sender_id, &new.client_msg_id)? {
+        return Ok(Appended {
+            message: existing,
+            duplicate: true,
+        });
+    }
+    let cons = rows::require_consultation(c, new.consultation_id.as_str())?;
+    let sender_type = if new.sender_id == cons.customer_id {
+        SenderType::Customer
+    } else if new.sender_id == cons.guide_id {
+        SenderType::Guide
+    } else {
+        return Err(Error::forbidden("you are not part of this consultation"));
+    };
+    if !cons.status.accepts_messages() {
+        return Err(Error::invalid_state(format!(
+            "messages can be sent only while a consultation is accepted or in progress; it is {}",
+            cons.status.as_str()
+        ))
+        .with_details(serde_json::json!({ "status": cons.status.as_str() })));
+    }
+    if let Some(media_id) = &new.media_id {
+        let media = media(c, media_id)?;
+        match media {
+            Some(m)
+                if m.consultation_id == cons.consultation_id && m.uploader_id == new.sender_id => {}
+            _ => {
+                return Err(Error::validation(
+                    "media_id names no image you uploaded to this consultation",
+                ))
+            }
+        }
+    }
+    let message = insert(
+        c,
+        &cons,
+        new.sender_id,
+        sender_type,
+        new.client_msg_id.as_str(),
+        new.kind,
+        &new.content,
+        new.media_id.as_ref(),
+        now,
+        committed,
+    )?;
+    Ok(Appended {
+        message,
+        duplicate: false,
+    })
+}
+
+pub fn history(
+    c: &Connection,
+    id: &ConsultationId,
+    range: HistoryRange,
+    limit: usize,
+) -> Result<(Vec<Message>, bool)> {
+    let fetch = (limit + 1) as i64;
+    let cid = id.as_str();
+    let (sql, a, b, descending) = match range {
+        HistoryRange::Latest => (
+            "m.consultation_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq DESC",
+            0,
+            i64::MAX,
+            true,
+        ),
+        HistoryRange::Before(n) => (
+            "m.consultation_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq DESC",
+            0,
+            n,
+            true,
+        ),
+        HistoryRange::After(n) => (
+            "m.consultation_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC",
+            n,
+            i64::MAX,
+            false,
+        ),
+        HistoryRange::Between(lo, hi) => (
+            "m.consultation_id = ?1 AND m.seq > ?2 AND m.seq < ?3 ORDER BY m.seq ASC",
+            lo,
+            hi,
+            false,
+        ),
+    };
+    let mut st = c.prepare_cached(&format!("{MESSAGE_SELECT} WHERE {sql} LIMIT ?4"))?;
+    let mut list: Vec<Message> = st
+        .query_map(params![cid, a, b, fetch], rows::message)?
+        .collect::<rusqlite::Result<_>>()?;
+    let has_more = list.len() > limit;
+    list.truncate(limit);
+    if descending {
+        list.reverse();
+    }
+    Ok((list, has_more))
+}
+
+pub fn mark(
+    c: &Connection,
+    id: &ConsultationId,
+    user: UserId,
+    mark: Mark,
+    up_to: i64,
+) -> Result<Progress> {
+    let cons = rows::require_consultation(c, id.as_str())?;
+    if user != cons.customer_id && user != cons.guide_id {
+        return Err(Error::forbidden("you are not part of this consultation"));
+    }
+    let up_to = up_to.clamp(0, cons.head_seq);
+    let (delivered, read, unread): (i64, i64, i64) = c.query_row(
+        "SELECT delivered_seq, read_seq, unread_count FROM participants WHERE consultation_id = ?1 AND user_id = ?2",
+        params![id.as_str(), user.0],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let (new_delivered, new_read) = match mark {
+        Mark::Delivered => (delivered.max(up_to), read),
+        // Whatever was read was also delivered.
+        Mark::Read => (delivered.max(up_to), read.max(up_to)),
+    };
+    if (new_delivered, new_read) == (delivered, read) {
+        return Ok(Progress {
+            delivered_seq: delivered,
+            read_seq: read,
+            unread_count: unread,
+            changed: false,
+        });
+    }
+    let new_unread = if new_read != read {
+        c.query_row(
+            "SELECT COUNT(*) FROM messages WHERE consultation_id = ?1 AND seq > ?2 AND sender_id != ?3
+             AND sender_type != 'system'",
+            params![id.as_str(), new_read, user.0],
+            |r| r.get(0),
+        )?
+    } else {
+        unread
+    };
+    c.execute(
+        "UPDATE participants SET delivered_seq = ?1, read_seq = ?2, unread_count = ?3
+         WHERE consultation_id = ?4 AND user_id = ?5",
+        params![new_delivered, new_read, new_unread, id.as_str(), user.0],
+    )?;
+    Ok(Progress {
+        delivered_seq: new_delivered,
+        read_seq: new_read,
+        unread_count: new_unread,
+        changed: true,
+    })
+}
+
+pub fn media(c: &Connection, id: &MediaId) -> Result<Option<MediaRow>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {MEDIA_COLS} FROM media WHERE media_id = ?1"
+    ))?
+    .query_row([id.as_str()], rows::media)
+    .optional()?)
+}
+
+pub fn media_by_key(c: &Connection, uploader: UserId, key: &str) -> Result<Option<MediaRow>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {MEDIA_COLS} FROM media WHERE uploader_id = ?1 AND idempotency_key = ?2"
+    ))?
+    .query_row(params![uploader.0, key], rows::media)
+    .optional()?)
+}
+
+pub fn insert_media(c: &Connection, m: &MediaRow) -> Result<MediaRow> {
+    if let Some(key) = &m.idempotency_key {
+        if let Some(existing) = media_by_key(c, m.uploader_id, key)? {
+            return Ok(existing);
+        }
+    }
+    c.execute(
+        &format!("INSERT INTO media ({MEDIA_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+        params![
+            m.media_id.as_str(),
+            m.consultation_id.as_str(),
+            m.uploader_id.0,
+            m.idempotency_key,
+            m.content_type,
+            m.width,
+            m.height,
+            m.bytes,
+            m.created_ms
+        ],
+    )?;
+    Ok(m.clone())
+}
