@@ -1,0 +1,333 @@
+//! `tara-load`: a quick local load run. Starts a real server in this process on a loopback port
+//! (SQLite in a temp dir, rate limits lifted), opens `--pairs` consultations, and has both parties
+//! of each send `--messages` texts over WebSockets, each waiting for its ack (an ack means the
+//! message is committed). Reports messages persisted per second and ack latency percentiles.
+//!
+//! The load client shares the machine (and, here, the process) with the server, so the figures
+//! are a floor for the server alone.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tara_server::metrics::METRICS;
+use tara_server::store::sqlite::SqliteStore;
+use tara_server::store::{CommitListener, Committed, NewGuide, Store};
+use tara_server::Config;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// A quick local load run of tara-server.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Consultations in parallel (two senders each).
+    #[arg(long, default_value_t = 50)]
+    pairs: usize,
+    /// Messages each sender sends.
+    #[arg(long, default_value_t = 200)]
+    messages: usize,
+    /// Characters per message.
+    #[arg(long, default_value_t = 80)]
+    size: usize,
+}
+
+struct Quiet;
+impl CommitListener for Quiet {
+    fn committed(&self, _: &[Committed]) {}
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().to_path_buf();
+    {
+        let store = SqliteStore::open(&dir, Arc::new(Quiet))?;
+        for i in 0..args.pairs {
+            let guide = NewGuide {
+                phone: format!("+9170000{i:05}"),
+                name: format!("Guide {i}"),
+                rate_per_minute: 10,
+                skills: vec![],
+                languages: vec![],
+                available: true,
+            };
+            store
+                .add_guide(guide, chrono::Utc::now().timestamp_millis())
+                .await?;
+        }
+    }
+    let mut config = Config::new(&dir).dev(true);
+    config.message_burst = u32::MAX / 2;
+    config.messages_per_minute = u32::MAX / 2;
+    config.otp_resend_after = Duration::ZERO;
+    config.otp_per_hour = u32::MAX;
+    config.outgoing_queue = 64 * 1024;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tara_server::launch(config, listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}/api/v1");
+    wait_up(&http, &base).await?;
+
+    eprintln!("setting up {} consultations…", args.pairs);
+    let mut senders = Vec::new();
+    let mut consultations = Vec::new();
+    for i in 0..args.pairs {
+        let guide = login(&http, &base, &format!("70000{i:05}"), "guide").await?;
+        let customer = login(&http, &base, &format!("80000{i:05}"), "customer").await?;
+        let mut guide_ws = connect(addr, &guide.1).await?;
+        post(
+            &http,
+            &base,
+            "/guide/status",
+            &guide.1,
+            json!({"status": "online"}),
+        )
+        .await?;
+        let c = post(
+            &http,
+            &base,
+            "/consultation",
+            &customer.1,
+            json!({"guide_id": guide.0, "mode": "chat"}),
+        )
+        .await?;
+        let id = c["consultation_id"]
+            .as_str()
+            .context("consultation id")?
+            .to_owned();
+        post(
+            &http,
+            &base,
+            &format!("/consultation/{id}/accept"),
+            &guide.1,
+            json!({}),
+        )
+        .await?;
+        post(
+            &http,
+            &base,
+            &format!("/consultation/{id}/join"),
+            &customer.1,
+            json!({}),
+        )
+        .await?;
+        post(
+            &http,
+            &base,
+            &format!("/consultation/{id}/join"),
+            &guide.1,
+            json!({}),
+        )
+        .await?;
+        let mut customer_ws = connect(addr, &customer.1).await?;
+        for ws in [&mut guide_ws, &mut customer_ws] {
+            ws.send(WsMessage::Text(
+                json!({"type":"subscribe","consultation_id":id,"after_seq":0})
+                    .to_string()
+                    .into(),
+            ))
+            .await?;
+        }
+        senders.push((id.clone(), guide_ws));
+        senders.push((id.clone(), customer_ws));
+        consultations.push((id, customer.1));
+    }
+
+    let stored_before = METRICS.messages_stored.load(Relaxed);
+    let commits_before = METRICS.commits.load(Relaxed);
+    let jobs_before = METRICS.commit_jobs.load(Relaxed);
+    eprintln!(
+        "sending {} messages from {} connections…",
+        args.pairs * 2 * args.messages,
+        senders.len()
+    );
+    let text: String = "✶ the stars say ".chars().cycle().take(args.size).collect();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (id, ws) in senders {
+        let text = text.clone();
+        let n = args.messages;
+        tasks.push(tokio::spawn(async move { send_all(ws, id, n, text).await }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let stored = METRICS.messages_stored.load(Relaxed) - stored_before;
+    let commits = METRICS.commits.load(Relaxed) - commits_before;
+    let jobs = METRICS.commit_jobs.load(Relaxed) - jobs_before;
+
+    // Check what was persisted, from storage, through the API.
+    let mut persisted = 0;
+    for (id, token) in &consultations {
+        let page = get(
+            &http,
+            &base,
+            &format!("/consultation/{id}/messages?limit=1"),
+            token,
+        )
+        .await?;
+        let head = page["messages"][0]["seq"].as_i64().unwrap_or(0);
+        persisted += head - 2; // accepted and started are system lines
+    }
+    let sent = (args.pairs * 2 * args.messages) as i64;
+    if persisted != sent {
+        bail!("{sent} messages were acked but {persisted} are in storage");
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let rate = sent as f64 / elapsed.as_secs_f64();
+    let summary = json!({
+        "pairs": args.pairs,
+        "connections": args.pairs * 2,
+        "messages": sent,
+        "persisted": persisted,
+        "stored_by_writer": stored,
+        "seconds": elapsed.as_secs_f64(),
+        "messages_per_second": rate.round(),
+        "ack_p50_ms": pct(0.50).as_secs_f64() * 1e3,
+        "ack_p99_ms": pct(0.99).as_secs_f64() * 1e3,
+        "ack_max_ms": latencies.last().map(|d| d.as_secs_f64() * 1e3),
+        "commits": commits,
+        "messages_per_commit": if commits == 0 { 0.0 } else { jobs as f64 / commits as f64 },
+    });
+    println!("{summary}");
+    eprintln!(
+        "{sent} messages persisted in {:.2} s: {:.0} msg/s, ack p50 {:.2} ms, p99 {:.2} ms, {:.1} jobs per commit",
+        elapsed.as_secs_f64(),
+        rate,
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        if commits == 0 { 0.0 } else { jobs as f64 / commits as f64 }
+    );
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok(())
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send_all(mut ws: Socket, id: String, n: usize, text: String) -> Result<Vec<Duration>> {
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n {
+        let cmid = uuid::Uuid::new_v4().to_string();
+        let frame = json!({"type":"send","client_msg_id":cmid,"consultation_id":id,"kind":"text","content":format!("{i} {text}")});
+        let t = Instant::now();
+        ws.send(WsMessage::Text(frame.to_string().into())).await?;
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+                .await
+                .context("no ack within 30 s")?
+                .context("socket closed")??;
+            let WsMessage::Text(t2) = msg else { continue };
+            let f: Value = serde_json::from_str(t2.as_str())?;
+            if f["type"] == "ack" && f["client_msg_id"] == cmid.as_str() {
+                break;
+            }
+            if f["type"] == "error" {
+                bail!("send refused: {f}");
+            }
+        }
+        lat.push(t.elapsed());
+    }
+    Ok(lat)
+}
+
+async fn wait_up(http: &reqwest::Client, base: &str) -> Result<()> {
+    for _ in 0..500 {
+        if http
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    bail!("the server did not come up")
+}
+
+async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Result<Value> {
+    let r = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status();
+    let v: Value = r.json().await?;
+    if !status.is_success() {
+        bail!("{path}: {status} {v}");
+    }
+    Ok(v)
+}
+
+async fn get(http: &reqwest::Client, base: &str, path: &str, token: &str) -> Result<Value> {
+    Ok(http
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    phone: &str,
+    user_type: &str,
+) -> Result<(i64, String)> {
+    let g: Value = http
+        .post(format!("{base}/auth/otp/generate"))
+        .json(&json!({"area_code":"+91","phone_number":phone,"user_type":user_type,"purpose":"login"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let t: Value = http
+        .post(format!("{base}/auth/otp/validate"))
+        .json(&json!({"request_id":g["request_id"],"otp_code":g["dev_otp"],"user_type":user_type,
+            "device_info":{"device_type":"bench","platform":"linux"},"phone_number":phone,"area_code":"+91"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok((
+        t["auth_user_id"]
+            .as_i64()
+            .with_context(|| format!("login failed: {t}"))?,
+        t["access_token"].as_str().context("token")?.to_owned(),
+    ))
+}
+
+async fn connect(addr: std::net::SocketAddr, token: &str) -> Result<Socket> {
+    let mut req = format!("ws://{addr}/api/v1/realtime").into_client_request()?;
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(ws)
+}
