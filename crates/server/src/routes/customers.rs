@@ -32,8 +32,12 @@ pub fn validate(p: &mut CustomerProfileInput) -> Result<()> {
             )));
         }
     }
-    if chrono::NaiveDate::parse_from_str(&p.date_of_birth, "%Y-%m-%d").is_err() {
+    let Ok(born) = chrono::NaiveDate::parse_from_str(&p.date_of_birth, "%Y-%m-%d") else {
         return Err(Error::validation("date_of_birth must look like 1990-01-01"));
+    };
+    // A day of slack for time zones ahead of UTC.
+    if born > chrono::Utc::now().date_naive() + chrono::Days::new(1) {
+        return Err(Error::validation("date_of_birth cannot be in the future"));
     }
     let time_ok = chrono::NaiveTime::parse_from_str(&p.time_of_birth, "%H:%M:%S").is_ok()
         || chrono::NaiveTime::parse_from_str(&p.time_of_birth, "%H:%M").is_ok();

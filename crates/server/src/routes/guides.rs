@@ -27,40 +27,30 @@ pub async fn list(
         None => None,
     };
     let only_online = q.online.unwrap_or(false);
-    let mut guides: Vec<Guide> = Vec::with_capacity(limit);
-    let mut exhausted = false;
-    // Filtering by live status happens here, so read in chunks until the page is full.
-    while guides.len() < limit {
+    // Filtering by live status happens here, so read in chunks until the page is full, plus one
+    // more match to know whether another page exists (a filtered list never ends on an empty page).
+    let mut guides: Vec<Guide> = Vec::with_capacity(limit + 1);
+    loop {
         let chunk = app.store.guides(after, 200).await?;
-        if chunk.len() < 200 {
-            exhausted = true;
-        }
+        let exhausted = chunk.len() < 200;
         for g in chunk {
             after = Some(g.user.id);
             let g = app.guide_view(g);
             if !only_online || g.status == PresenceStatus::Online {
                 guides.push(g);
-                if guides.len() == limit {
+                if guides.len() > limit {
                     break;
                 }
             }
         }
-        if exhausted {
+        if exhausted || guides.len() > limit {
             break;
         }
     }
-    let last_id = guides.last().map(|g| g.id);
-    let more = if exhausted && guides.len() < limit {
-        false
-    } else {
-        // Peek: is there any guide past the last one on this page?
-        match last_id {
-            Some(id) => !app.store.guides(Some(id), 1).await?.is_empty(),
-            None => false,
-        }
-    };
+    let more = guides.len() > limit;
+    guides.truncate(limit);
     let next_cursor = if more {
-        last_id.map(|id| encode_cursor(&id.0.to_string()))
+        guides.last().map(|g| encode_cursor(&g.id.0.to_string()))
     } else {
         None
     };

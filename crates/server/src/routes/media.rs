@@ -34,6 +34,12 @@ fn too_large() -> Error {
     )
 }
 
+/// Keys are per uploader; answering with an upload to another consultation would hand the
+/// client a media_id it cannot send here.
+fn key_reused() -> Error {
+    Error::validation("this Idempotency-Key was used for an upload to another consultation")
+}
+
 pub async fn upload(
     State(app): State<AppState>,
     me: AuthUser,
@@ -65,6 +71,9 @@ pub async fn upload(
     }
     if let Some(k) = &key {
         if let Some(existing) = app.store.media_by_key(me.user_id, k).await? {
+            if existing.consultation_id != cid {
+                return Err(key_reused());
+            }
             return Ok((StatusCode::CREATED, axum::Json(info(&existing))));
         }
     }
@@ -103,6 +112,9 @@ pub async fn upload(
     if stored.media_id != row.media_id {
         // A concurrent upload with the same key won; ours is a spare copy.
         let _ = tokio::fs::remove_file(&path).await;
+        if stored.consultation_id != row.consultation_id {
+            return Err(key_reused());
+        }
     }
     Ok((StatusCode::CREATED, axum::Json(info(&stored))))
 }
