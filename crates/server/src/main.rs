@@ -97,9 +97,10 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    if let Some(url) = &args.database_url {
+    // The URL is not echoed: it may hold a password.
+    if args.database_url.is_some() {
         anyhow::bail!(
-            "--database-url {url}: the PostgreSQL backend is not built yet; leave it out to use SQLite in --data-dir"
+            "--database-url: the PostgreSQL backend is not built yet; leave it out to use SQLite in --data-dir"
         );
     }
     let listener = tokio::net::TcpListener::bind(&args.bind)

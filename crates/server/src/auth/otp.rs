@@ -39,6 +39,19 @@ fn ceil_secs(ms: i64) -> u64 {
     (ms.max(0) as u64).div_ceil(1000).max(1)
 }
 
+/// Serializes "may this phone get a code? then store it" per phone, so a burst of requests
+/// cannot all pass the check before any of them is stored. Phones share 64 stripes.
+pub async fn phone_lock(phone: &str) -> tokio::sync::MutexGuard<'static, ()> {
+    use std::hash::{Hash, Hasher};
+    static STRIPES: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let stripes = STRIPES.get_or_init(|| (0..64).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    phone.hash(&mut h);
+    stripes[(h.finish() % stripes.len() as u64) as usize]
+        .lock()
+        .await
+}
+
 /// Normalizes `+91` and `98765 43210` into `+919876543210`, or says what is wrong.
 pub fn full_phone(area_code: &str, number: &str) -> Result<String, &'static str> {
     let area = area_code.trim();

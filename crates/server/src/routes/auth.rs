@@ -2,7 +2,7 @@
 
 use super::{Json, Path};
 use crate::app::AppState;
-use crate::auth::otp::{allowance, full_phone, new_code};
+use crate::auth::otp::{allowance, full_phone, new_code, phone_lock};
 use crate::auth::tokens::{new_refresh_token, refresh_hash, Claims};
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
@@ -21,8 +21,10 @@ pub async fn generate(
         return Err(Error::validation("purpose must be \"login\""));
     }
     let phone = full_phone(&req.area_code, &req.phone_number).map_err(Error::validation)?;
-    let now = Timestamp::now().millis();
     let cfg = &app.config;
+    // Check and insert under one lock: concurrent requests for a phone see each other's codes.
+    let held = phone_lock(&phone).await;
+    let now = Timestamp::now().millis();
     let recent = app.store.otp_times(&phone, now - 3_600_000).await?;
     if let Err(wait) = allowance(
         &recent,
@@ -47,6 +49,7 @@ pub async fn generate(
             expires_ms: now + cfg.otp_ttl.as_millis() as i64,
         })
         .await?;
+    drop(held);
     if let Err(e) = app.sms.send_code(&phone, &code).await {
         tracing::error!(error = %e, "the SMS sender failed");
         return Err(Error::internal(e));

@@ -1,0 +1,472 @@
+//! The `tara-server` binary as an operator runs it: real processes on temp data dirs.
+
+mod common;
+
+use common::{Closed, WAIT};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// The binary, with no settings leaking in from the environment.
+fn tara() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tara-server"));
+    for var in [
+        "TARA_BIND",
+        "TARA_DATA_DIR",
+        "TARA_DATABASE_URL",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+async fn run(args: &[&str]) -> Output {
+    tokio::time::timeout(Duration::from_secs(30), tara().args(args).output())
+        .await
+        .expect("the command finishes")
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn add_guide(dir: &Path, phone: &str) -> Output {
+    run(&[
+        "guide",
+        "add",
+        "--data-dir",
+        dir.to_str().expect("utf-8 path"),
+        "--phone",
+        phone,
+        "--name",
+        "Asha",
+        "--rate",
+        "25",
+        "--skills",
+        "vedic,tarot",
+        "--languages",
+        "hi,en",
+    ])
+    .await
+}
+
+/// A running `tara-server` process.
+struct Server {
+    child: Child,
+    base: String,
+    addr: String,
+    stderr: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts the binary with `args` (and `env`), and waits for `listening on http://ADDR`.
+    async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut cmd = tara();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut err_lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let sink = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                sink.lock().expect("stderr lines").push(line);
+            }
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut out_lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = out_lines.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+        let first = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no listening line; stderr: {:?}",
+                    stderr.lock().map(|l| l.join("\n"))
+                )
+            });
+        let addr = first
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("the first line says where it listens: {first:?}"))
+            .trim()
+            .to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        let server = Self {
+            child,
+            base: format!("http://{addr}/api/v1"),
+            addr,
+            stderr,
+            http,
+        };
+        // It prints the line once it accepts connections: the first request must work.
+        let health: Value = server.get("/health", None).await;
+        assert_eq!(health["status"], "ok");
+        server
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Value {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("request");
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.json().await.expect("json")
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("json");
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+        body
+    }
+
+    /// OTP login over HTTP; returns the tokens and the code the server handed out.
+    async fn login(&self, phone: &str, user_type: &str) -> (Value, String) {
+        let gen = self
+            .post(
+                "/auth/otp/generate",
+                json!({"area_code": "+91", "phone_number": phone, "user_type": user_type, "purpose": "login"}),
+            )
+            .await;
+        let code = gen["dev_otp"].as_str().expect("dev_otp").to_owned();
+        let tokens = self
+            .post(
+                "/auth/otp/validate",
+                json!({
+                    "request_id": gen["request_id"], "otp_code": code, "user_type": user_type,
+                    "device_info": {"device_type": "cli-test", "platform": "linux"},
+                    "phone_number": phone, "area_code": "+91"
+                }),
+            )
+            .await;
+        (tokens, code)
+    }
+
+    /// Waits for a stderr line that satisfies `f`.
+    async fn stderr_line(&self, f: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(l) = self
+                .stderr
+                .lock()
+                .expect("stderr lines")
+                .iter()
+                .find(|l| f(l))
+            {
+                return l.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no such line on stderr: {:?}",
+                self.stderr.lock().map(|l| l.join("\n"))
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    async fn terminate(self) -> ExitStatus {
+        self.signal("-TERM").await
+    }
+
+    /// Sends a signal (`-TERM`, `-INT`) and waits for the process to end.
+    async fn signal(mut self, sig: &str) -> ExitStatus {
+        let pid = self.child.id().expect("still running");
+        let kill = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(kill.success());
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the server exits after SIGTERM")
+            .expect("wait")
+    }
+}
+
+#[tokio::test]
+async fn guide_add_prints_the_new_guide_id_as_one_json_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = add_guide(dir.path(), "+919812345678").await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one line: {stdout:?}");
+    let v: Value = serde_json::from_str(lines[0]).expect("the line is JSON");
+    let id = v["guide_id"].as_i64().expect("guide_id is a number");
+    assert!(id > 0);
+    assert_eq!(v, json!({ "guide_id": id }), "nothing else in it");
+
+    let other = add_guide(dir.path(), "+919812345679").await;
+    let v: Value = serde_json::from_str(text(&other.stdout).trim()).expect("json");
+    assert_ne!(v["guide_id"].as_i64(), Some(id), "each guide its own id");
+}
+
+#[tokio::test]
+async fn adding_the_same_guide_phone_twice_fails_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(add_guide(dir.path(), "+919812345678")
+        .await
+        .status
+        .success());
+    let again = add_guide(dir.path(), "+919812345678").await;
+    assert!(!again.status.success(), "a duplicate is an error");
+    let stderr = text(&again.stderr);
+    assert!(
+        stderr.contains("+919812345678") && stderr.contains("already exists"),
+        "stderr names the phone and the problem: {stderr:?}"
+    );
+    assert!(
+        text(&again.stdout).trim().is_empty(),
+        "no guide_id for a guide that was not added"
+    );
+}
+
+#[tokio::test]
+async fn guide_add_refuses_a_phone_without_country_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = add_guide(dir.path(), "9812345678").await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--phone"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_served_data_dir_lets_the_added_guide_log_in_and_shows_demo_guides_online() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let added = add_guide(dir.path(), "+919812345678").await;
+    let guide_id = serde_json::from_str::<Value>(text(&added.stdout).trim()).expect("json")
+        ["guide_id"]
+        .as_i64()
+        .expect("guide_id");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let server = Server::spawn(
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            d,
+            "--dev",
+            "--demo",
+        ],
+        &[],
+    )
+    .await;
+
+    let (tokens, code) = server.login("9812345678", "guide").await;
+    assert_eq!(tokens["auth_user_id"].as_i64(), Some(guide_id));
+    assert_eq!(tokens["user_type"], "guide");
+    let line = server
+        .stderr_line(|l| l.starts_with("dev otp for +919812345678: "))
+        .await;
+    assert_eq!(
+        line,
+        format!("dev otp for +919812345678: {code}"),
+        "the console SMS line carries the code"
+    );
+
+    let token = tokens["access_token"].as_str().expect("token");
+    let list = server.get("/guide/all?limit=50", Some(token)).await;
+    let guides = list["guides"].as_array().expect("guides");
+    let me = guides
+        .iter()
+        .find(|g| g["id"] == guide_id)
+        .expect("the added guide is listed");
+    assert_eq!(me["display_name"], "Asha");
+    assert_eq!(me["skills"], json!(["vedic", "tarot"]));
+    assert_eq!(me["languages"], json!(["hi", "en"]));
+    assert_eq!(me["rate_per_minute"], 25);
+    assert_eq!(
+        me["status"], "offline",
+        "a new guide is not online until it says so"
+    );
+    let demo: Vec<&Value> = guides.iter().filter(|g| g["id"] != guide_id).collect();
+    assert!(!demo.is_empty(), "--demo adds guides: {list}");
+    assert!(
+        demo.iter().all(|g| g["status"] == "online"),
+        "the demo guides are online: {list}"
+    );
+    let online = demo;
+    let only_online = server.get("/guide/all?online=true", Some(token)).await;
+    assert_eq!(
+        only_online["guides"].as_array().map(Vec::len),
+        Some(online.len())
+    );
+
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_1001_and_exits_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let server = Server::spawn(
+        &["serve", "--bind", "127.0.0.1:0", "--data-dir", d, "--dev"],
+        &[],
+    )
+    .await;
+    let (tokens, _) = server.login("9876543210", "customer").await;
+    let mut req = format!("ws://{}/api/v1/realtime", server.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", tokens["access_token"].as_str().expect("token"))
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
+    let hello = ws.next().await.expect("a frame").expect("ok");
+    assert!(hello.to_text().expect("text").contains("\"hello\""));
+
+    let status = server.terminate().await;
+    let closed = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await {
+            Err(_) => panic!("the socket was not closed"),
+            Ok(Some(Ok(WsMessage::Close(f)))) => {
+                break f.map_or(Closed::NoFrame, |f| Closed::Code(u16::from(f.code)))
+            }
+            Ok(None) | Ok(Some(Err(_))) => break Closed::NoFrame,
+            Ok(Some(Ok(_))) => continue,
+        }
+    };
+    assert_eq!(closed, Closed::Code(1001));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn without_a_subcommand_it_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    // The default port may be taken on a shared machine; the environment picks a free one.
+    let server = Server::spawn(&["--data-dir", d, "--dev"], &[("TARA_BIND", "127.0.0.1:0")]).await;
+    let (tokens, code) = server.login("9876543210", "customer").await;
+    assert_eq!(tokens["user_type"], "customer");
+    server
+        .stderr_line(|l| l == format!("dev otp for +919876543210: {code}"))
+        .await;
+    assert!(
+        dir.path().join("tara.db").exists(),
+        "the data lives in --data-dir"
+    );
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn without_dev_mode_no_code_is_printed_or_returned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let server = Server::spawn(&["serve", "--bind", "127.0.0.1:0", "--data-dir", d], &[]).await;
+    let gen = server
+        .post(
+            "/auth/otp/generate",
+            json!({"area_code": "+91", "phone_number": "9876543210", "user_type": "customer", "purpose": "login"}),
+        )
+        .await;
+    assert!(gen.get("dev_otp").is_none(), "{gen}");
+    // A request after the generate one is answered, so its logging is done.
+    server.get("/health", None).await;
+    let stderr = server.stderr.lock().expect("lines").join("\n");
+    assert!(!stderr.contains("dev otp for"), "{stderr}");
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_database_url_is_refused_until_postgres_is_built() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let out = run(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        d,
+        "--database-url",
+        "postgres://x",
+    ])
+    .await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("PostgreSQL") && stderr.contains("not built yet"),
+        "stderr says PostgreSQL is not built yet: {stderr:?}"
+    );
+    assert!(
+        !text(&out.stdout).contains("listening on"),
+        "it never listened"
+    );
+
+    // A real URL carries a password; the refusal does not print it.
+    let out = run(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        d,
+        "--database-url",
+        "postgres://tara:s3cret-pw@db.internal/tara",
+    ])
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        !text(&out.stderr).contains("s3cret-pw"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_it_cleanly_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let server = Server::spawn(&["serve", "--bind", "127.0.0.1:0", "--data-dir", d], &[]).await;
+    assert_eq!(server.signal("-INT").await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_taken_port_is_an_error_that_names_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let out = run(&["serve", "--bind", &addr, "--data-dir", d]).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains(&addr), "{}", text(&out.stderr));
+}
