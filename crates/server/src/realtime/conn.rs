@@ -32,8 +32,15 @@ const REPLAY_PAGE: usize = 100;
 /// Serves one upgraded connection until it closes.
 pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
     let (sink, stream) = socket.split();
-    let (tx, rx) = mpsc::channel(state.config.outgoing_queue);
+    let (tx, rx) = mpsc::channel(state.config.outgoing_queue.max(1));
     let kill = Arc::new(Notify::new());
+    // `hello` is queued before the hub knows the connection, so nothing can overtake it.
+    let hello = ServerFrame::Hello {
+        user_id: user.user_id,
+        server_time: Timestamp::now(),
+        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
+    };
+    let _ = tx.try_send(Outgoing::Frame(encode(&hello)));
     let id = state.hub.register(
         user.user_id,
         user.session_id.clone(),
@@ -41,12 +48,6 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
         kill.clone(),
     );
     let _done = state.shutdown_guard();
-    let hello = ServerFrame::Hello {
-        user_id: user.user_id,
-        server_time: Timestamp::now(),
-        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
-    };
-    let _ = tx.try_send(Outgoing::Frame(encode(&hello)));
     let mut writer = tokio::spawn(write_loop(sink, rx, state.clone()));
     let mut conn = Connection {
         state: state.clone(),
@@ -121,7 +122,7 @@ impl Connection {
                         }
                         WsMessage::Binary(bytes) => {
                             let code = if bytes.len() > MAX_FRAME_BYTES { ErrorCode::PayloadTooLarge } else { ErrorCode::ValidationFailed };
-                            if let Some(end) = self.bad_frame(code, "frames are JSON text") {
+                            if let Some(end) = self.bad_frame(code, "frames are JSON text", None) {
                                 return end;
                             }
                         }
@@ -139,7 +140,10 @@ impl Connection {
                     }
                 }
                 _ = &mut expiry => return End::Close(CLOSE_AUTH_ENDED, "the access token expired"),
-                _ = kill.notified() => return End::Close(CLOSE_SLOW_CONSUMER, "too slow to read what was sent"),
+                _ = kill.notified() => {
+                    METRICS.slow_consumers.fetch_add(1, Relaxed);
+                    return End::Close(CLOSE_SLOW_CONSUMER, "too slow to read what was sent");
+                }
                 _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, "the server is going away"),
                 _ = &mut *writer => return End::WriterDone,
             }
@@ -159,9 +163,19 @@ impl Connection {
         });
     }
 
-    /// Counts a bad frame; past the limit the connection is closed with 4008.
-    fn bad_frame(&mut self, code: ErrorCode, message: &str) -> Option<End> {
-        self.error(&Error::new(code, message), None);
+    /// Answers a bad frame with an error and counts it.
+    fn bad_frame(
+        &mut self,
+        code: ErrorCode,
+        message: &str,
+        reference: Option<ClientMsgId>,
+    ) -> Option<End> {
+        self.error(&Error::new(code, message), reference);
+        self.count_bad_frame()
+    }
+
+    /// Counts a bad frame; more than the limit within a minute closes the connection with 4008.
+    fn count_bad_frame(&mut self) -> Option<End> {
         let now = Instant::now();
         self.bad_frames.push_back(now);
         while self
@@ -181,15 +195,22 @@ impl Connection {
         expiry: &mut std::pin::Pin<Box<tokio::time::Sleep>>,
     ) -> Option<End> {
         if text.len() > MAX_FRAME_BYTES {
-            return self.bad_frame(ErrorCode::PayloadTooLarge, "frames may be at most 64 KiB");
+            return self.bad_frame(
+                ErrorCode::PayloadTooLarge,
+                "frames may be at most 64 KiB",
+                None,
+            );
         }
         let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
             Ok(f) => f,
             Err(e) => {
+                // A send the server cannot read still names its message, so the app can mark it failed.
+                let reference = unreadable_send_ref(text.as_str());
                 return self.bad_frame(
                     ErrorCode::ValidationFailed,
                     &format!("not a frame Tara knows: {e}"),
-                )
+                    reference,
+                );
             }
         };
         let reference = match &frame {
@@ -206,12 +227,7 @@ impl Connection {
                         | ErrorCode::ValidationFailed
                 ) {
                     self.error(&e, reference);
-                    let now = Instant::now();
-                    self.bad_frames.push_back(now);
-                    if self.bad_frames.len() > self.state.config.max_bad_frames as usize {
-                        return Some(End::Close(CLOSE_TOO_MANY_BAD_FRAMES, "too many bad frames"));
-                    }
-                    None
+                    self.count_bad_frame()
                 } else {
                     self.error(&e, reference);
                     None
@@ -325,6 +341,15 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// The `client_msg_id` of a `send` frame that did not parse as one, if it names one.
+fn unreadable_send_ref(text: &str) -> Option<ClientMsgId> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    if v.get("type")?.as_str()? != "send" {
+        return None;
+    }
+    Some(ClientMsgId::from(v.get("client_msg_id")?.as_str()?))
 }
 
 /// The instant a token expiring at `exp` (Unix seconds) dies.

@@ -128,12 +128,8 @@ impl State {
 fn deliver(conn: &Conn, item: Outgoing) {
     match conn.tx.try_send(item) {
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            METRICS
-                .slow_consumers
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            conn.kill.notify_one();
-        }
+        // The connection counts itself as a slow consumer once, when it ends.
+        Err(mpsc::error::TrySendError::Full(_)) => conn.kill.notify_one(),
     }
 }
 
