@@ -12,7 +12,7 @@ use crate::ratelimit::RateLimiter;
 use crate::realtime::hub::{Hub, HubConfig};
 use crate::state::Action;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Actor, Appended, GuideRow, Mark, NewMessage, Store, User};
+use crate::store::{Actor, Admission, Appended, GuideRow, Mark, NewMessage, Store, User};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -51,7 +51,7 @@ pub struct App {
     /// Delivers login codes.
     pub sms: Arc<dyn SmsSender>,
     /// Message rate per sender per consultation.
-    pub limiter: RateLimiter<(UserId, ConsultationId)>,
+    pub limiter: Arc<RateLimiter<(UserId, ConsultationId)>>,
     /// Where uploaded images live.
     pub media_dir: PathBuf,
     presence_tx: mpsc::UnboundedSender<UserId>,
@@ -86,7 +86,10 @@ impl AppState {
         };
         let (done_tx, done_rx) = mpsc::channel(1);
         let state = AppState(Arc::new(App {
-            limiter: RateLimiter::new(config.message_burst, config.messages_per_minute),
+            limiter: Arc::new(RateLimiter::new(
+                config.message_burst,
+                config.messages_per_minute,
+            )),
             config,
             store,
             hub,
@@ -125,6 +128,11 @@ impl AppState {
     /// Changes to `true` when the server starts shutting down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown_tx.subscribe()
+    }
+
+    /// Resolves once shutdown has begun (at once if it already has).
+    pub async fn going_away(signal: &mut watch::Receiver<bool>) {
+        let _ = signal.wait_for(|going| *going).await;
     }
 
     /// Tells every connection and long poll to finish.
@@ -208,29 +216,15 @@ impl AppState {
             ))
             .with_details(serde_json::json!({ "max": MAX_TEXT_CHARS, "length": chars })));
         }
-        // A retry of something already stored is answered from storage, outside the rate limit.
-        if let Some(existing) = self
-            .store
-            .message_by_client_id(user.user_id, &client_msg_id)
-            .await?
-        {
-            if &existing.consultation_id != cid {
-                return Err(Error::validation(
-                    "this client_msg_id was used in another consultation",
-                ));
-            }
-            METRICS.messages_duplicate.fetch_add(1, Relaxed);
-            return Ok(Appended {
-                message: existing,
-                duplicate: true,
-            });
-        }
-        if let Err(wait) = self.limiter.take(&(user.user_id, cid.clone())) {
-            return Err(Error::rate_limited(
-                wait,
-                "you are sending messages too fast; wait a moment",
-            ));
-        }
+        // The rate limit is asked inside the write, after duplicates are answered: a retry of
+        // something already stored is never refused for speed, and a refused send costs nothing.
+        let limiter = self.limiter.clone();
+        let key = (user.user_id, cid.clone());
+        let admit: Admission = Box::new(move || {
+            limiter.take(&key).map_err(|wait| {
+                Error::rate_limited(wait, "you are sending messages too fast; wait a moment")
+            })
+        });
         let new = NewMessage {
             consultation_id: cid.clone(),
             sender_id: user.user_id,
@@ -241,7 +235,7 @@ impl AppState {
         };
         let appended = self
             .store
-            .append_message(new, Timestamp::now().millis())
+            .append_message(new, Timestamp::now().millis(), admit)
             .await?;
         if appended.duplicate {
             METRICS.messages_duplicate.fetch_add(1, Relaxed);

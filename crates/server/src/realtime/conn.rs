@@ -144,7 +144,7 @@ impl Connection {
                     METRICS.slow_consumers.fetch_add(1, Relaxed);
                     return End::Close(CLOSE_SLOW_CONSUMER, "too slow to read what was sent");
                 }
-                _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, "the server is going away"),
+                _ = AppState::going_away(&mut shutdown) => return End::Close(CLOSE_GOING_AWAY, "the server is going away"),
                 _ = &mut *writer => return End::WriterDone,
             }
         }
@@ -329,8 +329,9 @@ impl Connection {
             }
             ClientFrame::Auth { access_token } => {
                 let fresh = authenticate(&state, &access_token).await?;
-                if fresh.user_id != me {
-                    return Err(Error::auth("that token belongs to someone else"));
+                if fresh.user_id != me || fresh.session_id != self.user.session_id {
+                    // The connection is registered under its session; revoking that session must close it.
+                    return Err(Error::auth("send a token of this connection's own session"));
                 }
                 expiry.as_mut().reset(token_deadline(fresh.expires_at));
                 self.user = fresh;

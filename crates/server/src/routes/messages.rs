@@ -85,7 +85,7 @@ pub async fn poll(
         tokio::select! {
             changed = wake.changed() => if changed.is_err() { break },
             _ = tokio::time::sleep_until(deadline) => break,
-            _ = shutdown.changed() => break,
+            _ = AppState::going_away(&mut shutdown) => break,
         }
     }
     Ok(axum::Json(MessagePage {

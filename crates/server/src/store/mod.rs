@@ -236,6 +236,10 @@ pub struct Committed {
     pub unread: Option<(UserId, i64)>,
 }
 
+/// A last check run inside the write, after duplicates are answered and the consultation's
+/// state is checked, just before a new message is stored (the message rate limit).
+pub type Admission = Box<dyn FnOnce() -> Result<()> + Send>;
+
 /// Receives committed messages, in commit (and so `seq`) order.
 pub trait CommitListener: Send + Sync + 'static {
     /// Called once per committed group, right after the commit.
@@ -436,14 +440,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<FeedbackResponse>;
 
     // --- messages
-    /// Stores a message once per `(sender, client_msg_id)`, assigning the next seq.
-    async fn append_message(&self, new: NewMessage, now_ms: i64) -> Result<Appended>;
-    /// A sender's message by its idempotency id.
-    async fn message_by_client_id(
+    /// Stores a message once per `(sender, client_msg_id)`, assigning the next seq. A message
+    /// already stored is answered as it was, without asking `admit`.
+    async fn append_message(
         &self,
-        sender: UserId,
-        client_msg_id: &ClientMsgId,
-    ) -> Result<Option<Message>>;
+        new: NewMessage,
+        now_ms: i64,
+        admit: Admission,
+    ) -> Result<Appended>;
     /// A page of history, ascending, and whether more lie beyond it.
     async fn messages(
         &self,

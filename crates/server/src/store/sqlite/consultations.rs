@@ -136,7 +136,7 @@ pub fn transition(
         let cmid = uuid::Uuid::now_v7().to_string();
         messages::insert(
             c,
-            &cons,
+            &messages::Target::from(&cons),
             UserId(0),
             SenderType::System,
             &cmid,

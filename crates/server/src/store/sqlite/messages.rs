@@ -2,11 +2,16 @@
 
 use super::rows::{self, MEDIA_COLS, MESSAGE_SELECT};
 use crate::error::{Error, Result};
-use crate::store::{Appended, Committed, HistoryRange, Mark, MediaRow, NewMessage, Progress};
+use crate::store::{
+    Admission, Appended, Committed, HistoryRange, Mark, MediaRow, NewMessage, Progress,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use tara_protocol::consultations::Consultation;
+use tara_protocol::consultations::ConsultationStatus;
+use tara_protocol::media::MediaInfo;
 use tara_protocol::messages::{Message, MessageKind, SenderType};
 use tara_protocol::{ClientMsgId, ConsultationId, MediaId, UserId};
+use tara_protocol::{MessageId, Timestamp};
 
 pub fn by_client_id(c: &Connection, sender: UserId, id: &ClientMsgId) -> Result<Option<Message>> {
     Ok(c.prepare_cached(&format!(
@@ -31,34 +36,54 @@ pub fn last_message(c: &Connection, cons: &Consultation) -> Result<Option<Messag
     by_seq(c, cons.consultation_id.as_str(), cons.head_seq)
 }
 
+/// Where a message goes: the consultation and its two parties.
+pub struct Target<'a> {
+    /// The consultation.
+    pub id: &'a str,
+    /// Its customer.
+    pub customer: UserId,
+    /// Its guide.
+    pub guide: UserId,
+}
+
+impl<'a> From<&'a Consultation> for Target<'a> {
+    fn from(c: &'a Consultation) -> Self {
+        Self {
+            id: c.consultation_id.as_str(),
+            customer: c.customer_id,
+            guide: c.guide_id,
+        }
+    }
+}
+
 /// Appends a message with the next seq, bumps the counters, and records it for fan-out.
+/// The message is built from what was written, not read back: this is the hot path.
 #[allow(clippy::too_many_arguments)]
 pub fn insert(
     c: &Connection,
-    cons: &Consultation,
+    to: &Target<'_>,
     sender: UserId,
     sender_type: SenderType,
     client_msg_id: &str,
     kind: MessageKind,
     content: &str,
-    media_id: Option<&MediaId>,
+    media: Option<&MediaRow>,
     now: i64,
     committed: &mut Vec<Committed>,
 ) -> Result<Message> {
-    let cid = cons.consultation_id.as_str();
     let seq: i64 = c
         .prepare_cached(
             "UPDATE consultations SET head_seq = head_seq + 1, total_messages = total_messages + 1,
              last_message_at = ?2, activity_at = ?2 WHERE consultation_id = ?1 RETURNING head_seq",
         )?
-        .query_row(params![cid, now], |r| r.get(0))?;
+        .query_row(params![to.id, now], |r| r.get(0))?;
     let message_id = uuid::Uuid::now_v7().to_string();
     c.prepare_cached(
         "INSERT INTO messages (consultation_id, seq, message_id, client_msg_id, sender_id, sender_type, kind, content,
          media_id, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
-        cid,
+        to.id,
         seq,
         message_id,
         client_msg_id,
@@ -66,32 +91,50 @@ pub fn insert(
         sender_type.as_str(),
         kind.as_str(),
         content,
-        media_id.map(|m| m.as_str()),
+        media.map(|m| m.media_id.as_str()),
         now
     ])?;
     // Messages from a person count as unread for the other person; system lines do not.
     let unread = if sender_type == SenderType::System {
         None
     } else {
-        let other = if sender == cons.customer_id {
-            cons.guide_id
+        let other = if sender == to.customer {
+            to.guide
         } else {
-            cons.customer_id
+            to.customer
         };
         let count: i64 = c
             .prepare_cached(
                 "UPDATE participants SET unread_count = unread_count + 1
                  WHERE consultation_id = ?1 AND user_id = ?2 RETURNING unread_count",
             )?
-            .query_row(params![cid, other.0], |r| r.get(0))?;
+            .query_row(params![to.id, other.0], |r| r.get(0))?;
         Some((other, count))
     };
-    let message =
-        by_seq(c, cid, seq)?.ok_or_else(|| Error::internal("message vanished after insert"))?;
+    let message = Message {
+        message_id: MessageId(message_id),
+        consultation_id: ConsultationId(to.id.to_owned()),
+        seq,
+        client_msg_id: ClientMsgId(client_msg_id.to_owned()),
+        sender_id: sender,
+        sender_type,
+        kind,
+        content: content.to_owned(),
+        media: media.map(|m| MediaInfo {
+            media_id: m.media_id.clone(),
+            url: rows::media_url(m.media_id.as_str()),
+            width: m.width,
+            height: m.height,
+            bytes: m.bytes,
+            content_type: m.content_type.clone(),
+        }),
+        sent_at: Timestamp::from_millis(now),
+        is_deleted: false,
+    };
     committed.push(Committed {
         message: message.clone(),
-        customer_id: cons.customer_id,
-        guide_id: cons.guide_id,
+        customer_id: to.customer,
+        guide_id: to.guide,
         unread,
     });
     Ok(message)
@@ -101,50 +144,75 @@ pub fn append(
     c: &Connection,
     new: &NewMessage,
     now: i64,
+    admit: Admission,
     committed: &mut Vec<Committed>,
 ) -> Result<Appended> {
     if let Some(existing) = by_client_id(c, new.sender_id, &new.client_msg_id)? {
+        if existing.consultation_id != new.consultation_id {
+            return Err(Error::validation(
+                "this client_msg_id was used in another consultation",
+            ));
+        }
         return Ok(Appended {
             message: existing,
             duplicate: true,
         });
     }
-    let cons = rows::require_consultation(c, new.consultation_id.as_str())?;
-    let sender_type = if new.sender_id == cons.customer_id {
+    let cid = new.consultation_id.as_str();
+    let found: Option<(i64, i64, String)> = c
+        .prepare_cached(
+            "SELECT customer_id, guide_id, status FROM consultations WHERE consultation_id = ?1",
+        )?
+        .query_row([cid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((customer, guide, status)) = found else {
+        return Err(Error::consultation_not_found());
+    };
+    let to = Target {
+        id: cid,
+        customer: UserId(customer),
+        guide: UserId(guide),
+    };
+    let sender_type = if new.sender_id == to.customer {
         SenderType::Customer
-    } else if new.sender_id == cons.guide_id {
+    } else if new.sender_id == to.guide {
         SenderType::Guide
     } else {
         return Err(Error::forbidden("you are not part of this consultation"));
     };
-    if !cons.status.accepts_messages() {
+    let status = ConsultationStatus::parse(&status).unwrap_or(ConsultationStatus::Cancelled);
+    if !status.accepts_messages() {
         return Err(Error::invalid_state(format!(
             "messages can be sent only while a consultation is accepted or in progress; it is {}",
-            cons.status.as_str()
+            status.as_str()
         ))
-        .with_details(serde_json::json!({ "status": cons.status.as_str() })));
+        .with_details(serde_json::json!({ "status": status.as_str() })));
     }
-    if let Some(media_id) = &new.media_id {
-        let media = media(c, media_id)?;
-        match media {
+    admit()?;
+    let media = match &new.media_id {
+        Some(media_id) => match media(c, media_id)? {
             Some(m)
-                if m.consultation_id == cons.consultation_id && m.uploader_id == new.sender_id => {}
+                if m.consultation_id == new.consultation_id && m.uploader_id == new.sender_id =>
+            {
+                Some(m)
+            }
             _ => {
                 return Err(Error::validation(
                     "media_id names no image you uploaded to this consultation",
                 ))
             }
-        }
-    }
+        },
+        None => None,
+    };
     let message = insert(
         c,
-        &cons,
+        &to,
         new.sender_id,
         sender_type,
         new.client_msg_id.as_str(),
         new.kind,
         &new.content,
-        new.media_id.as_ref(),
+        media.as_ref(),
         now,
         committed,
     )?;

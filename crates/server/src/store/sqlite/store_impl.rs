@@ -9,7 +9,7 @@ use tara_protocol::auth::{DeviceInfo, ProfilePatch, UserType};
 use tara_protocol::consultations::{Consultation, FeedbackRequest, FeedbackResponse};
 use tara_protocol::customers::{CustomerProfile, CustomerProfileInput};
 use tara_protocol::messages::Message;
-use tara_protocol::{ClientMsgId, ConsultationId, MediaId, SessionId, UserId};
+use tara_protocol::{ConsultationId, MediaId, SessionId, UserId};
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -223,18 +223,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn append_message(&self, new: NewMessage, now_ms: i64) -> Result<Appended> {
-        self.write(move |c, committed| messages::append(c, &new, now_ms, committed))
-            .await
-    }
-
-    async fn message_by_client_id(
+    async fn append_message(
         &self,
-        sender: UserId,
-        client_msg_id: &ClientMsgId,
-    ) -> Result<Option<Message>> {
-        let id = client_msg_id.clone();
-        self.read(move |c| messages::by_client_id(c, sender, &id))
+        new: NewMessage,
+        now_ms: i64,
+        admit: Admission,
+    ) -> Result<Appended> {
+        self.write(move |c, committed| messages::append(c, &new, now_ms, admit, committed))
             .await
     }
 
