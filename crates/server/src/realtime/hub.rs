@@ -505,3 +505,118 @@ impl CommitListener for Hub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> (Arc<Hub>, mpsc::UnboundedReceiver<UserId>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let config = HubConfig {
+            presence_grace: Duration::from_secs(10),
+            typing_interval: Duration::from_millis(500),
+            typing_expiry: Duration::from_secs(6),
+        };
+        (Arc::new(Hub::new(config, tx)), rx)
+    }
+
+    fn connect(hub: &Hub, user: i64) -> (ConnId, mpsc::Receiver<Outgoing>) {
+        let (tx, rx) = mpsc::channel(64);
+        let id = hub.register(
+            UserId(user),
+            SessionId(format!("s{user}")),
+            tx,
+            Arc::new(Notify::new()),
+        );
+        (id, rx)
+    }
+
+    fn typing_frames(rx: &mut mpsc::Receiver<Outgoing>) -> Vec<bool> {
+        let mut out = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            if let Outgoing::Frame(bytes) = item {
+                let v: serde_json::Value = serde_json::from_str(bytes.as_str()).expect("json");
+                if v["type"] == "typing" {
+                    out.push(v["is_typing"].as_bool().expect("bool"));
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_user_stays_online_through_the_grace_and_goes_offline_after_it() {
+        let (hub, mut changes) = hub();
+        let (a, _rx) = connect(&hub, 7);
+        assert_eq!(
+            changes.try_recv().ok(),
+            Some(UserId(7)),
+            "coming online is a change"
+        );
+        hub.unregister(a);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(hub.is_online(UserId(7)), "still online within the grace");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!hub.is_online(UserId(7)));
+        assert_eq!(
+            changes.try_recv().ok(),
+            Some(UserId(7)),
+            "going offline is a change"
+        );
+        assert!(hub.last_seen_ms(UserId(7)).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnecting_within_the_grace_is_no_change_at_all() {
+        let (hub, mut changes) = hub();
+        let (a, _rx) = connect(&hub, 7);
+        let _ = changes.try_recv();
+        hub.unregister(a);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (_b, _rx2) = connect(&hub, 7);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert!(hub.is_online(UserId(7)));
+        assert!(changes.try_recv().is_err(), "nobody is told anything");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn typing_is_thinned_to_two_a_second_and_ends_by_itself() {
+        let (hub, _changes) = hub();
+        let cid = ConsultationId("c".into());
+        let (_typist, _rx) = connect(&hub, 1);
+        let (reader, mut rx) = connect(&hub, 2);
+        hub.subscribe(reader, &cid);
+        for _ in 0..20 {
+            hub.typing(&cid, UserId(1), [UserId(1), UserId(2)], true);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // 20 frames over one second: at most two fan-outs per second, plus the trailing one.
+        let seen = typing_frames(&mut rx);
+        assert!(!seen.is_empty() && seen.len() <= 3, "{seen:?}");
+        assert!(seen.iter().all(|t| *t));
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert_eq!(
+            typing_frames(&mut rx).last(),
+            Some(&false),
+            "the server ends it 6 s after the last true"
+        );
+        assert!(!hub.is_typing(&cid, UserId(1)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_right_after_a_start_still_arrives() {
+        let (hub, _changes) = hub();
+        let cid = ConsultationId("c".into());
+        let (reader, mut rx) = connect(&hub, 2);
+        hub.subscribe(reader, &cid);
+        hub.typing(&cid, UserId(1), [UserId(1), UserId(2)], true);
+        hub.typing(&cid, UserId(1), [UserId(1), UserId(2)], false);
+        assert_eq!(
+            typing_frames(&mut rx),
+            [true],
+            "the stop waits for the throttle"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(typing_frames(&mut rx), [false], "and then it is delivered");
+    }
+}

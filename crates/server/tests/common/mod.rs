@@ -49,11 +49,14 @@ impl TestServer {
 
     /// A dev-mode server on an existing data dir (for restarts).
     pub async fn start_in(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_at(dir, "127.0.0.1:0", tweak).await
+    }
+
+    /// A dev-mode server on a data dir and a given address (a restart on the same port).
+    pub async fn start_at(dir: &Path, bind: &str, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::new(dir).dev(true);
         tweak(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(tara_server::launch(config, listener, async move {
