@@ -32,6 +32,9 @@ struct Args {
     /// Characters per message.
     #[arg(long, default_value_t = 80)]
     size: usize,
+    /// Drive the storage layer directly (no HTTP, no WebSockets): what group commit alone sustains.
+    #[arg(long)]
+    store_only: bool,
 }
 
 struct Quiet;
@@ -44,7 +47,113 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(args))
+    if args.store_only {
+        rt.block_on(store_only(args))
+    } else {
+        rt.block_on(run(args))
+    }
+}
+
+/// Appends straight to the SQLite store from `pairs * 2` concurrent senders, each waiting for its
+/// commit before the next, as the realtime path does.
+async fn store_only(args: Args) -> Result<()> {
+    use tara_protocol::messages::MessageKind;
+    use tara_protocol::{ClientMsgId, ConsultationId, UserId};
+    use tara_server::state::Action;
+    use tara_server::store::{Actor, NewConsultation, NewMessage};
+    let tmp = tempfile::tempdir()?;
+    let store = Arc::new(SqliteStore::open(tmp.path(), Arc::new(Quiet))?);
+    let now = || chrono::Utc::now().timestamp_millis();
+    let mut senders = Vec::new();
+    for i in 0..args.pairs {
+        let guide = store
+            .add_guide(
+                NewGuide {
+                    phone: format!("+9170000{i:05}"),
+                    name: format!("Guide {i}"),
+                    rate_per_minute: 10,
+                    skills: vec![],
+                    languages: vec![],
+                    available: true,
+                },
+                now(),
+            )
+            .await?;
+        let customer = store
+            .ensure_customer(&format!("+9180000{i:05}"), "Customer", now())
+            .await?;
+        let id = ConsultationId(uuid::Uuid::now_v7().to_string());
+        store
+            .create_consultation(NewConsultation {
+                consultation_id: id.clone(),
+                customer_id: customer.id,
+                guide_id: guide,
+                mode: "chat".into(),
+                rate_per_minute: 10,
+                intake: None,
+                now_ms: now(),
+            })
+            .await?;
+        store
+            .transition(&id, Action::Accept, Actor::User(guide), now())
+            .await?;
+        senders.push((id.clone(), guide));
+        senders.push((id, customer.id));
+    }
+    let text: String = "✶ the stars say ".chars().cycle().take(args.size).collect();
+    let commits_before = METRICS.commits.load(Relaxed);
+    let jobs_before = METRICS.commit_jobs.load(Relaxed);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (id, sender) in senders {
+        let (store, text, n) = (store.clone(), text.clone(), args.messages);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(n);
+            for i in 0..n {
+                let t = Instant::now();
+                let new = NewMessage {
+                    consultation_id: id.clone(),
+                    sender_id: UserId(sender.0),
+                    client_msg_id: ClientMsgId(uuid::Uuid::now_v7().to_string()),
+                    kind: MessageKind::Text,
+                    content: format!("{i} {text}"),
+                    media_id: None,
+                };
+                store
+                    .append_message(new, now(), Box::new(|| Ok(())))
+                    .await?;
+                lat.push(t.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let commits = METRICS.commits.load(Relaxed) - commits_before;
+    let jobs = METRICS.commit_jobs.load(Relaxed) - jobs_before;
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let sent = latencies.len();
+    let rate = sent as f64 / elapsed.as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "mode": "store_only", "senders": args.pairs * 2, "messages": sent, "seconds": elapsed.as_secs_f64(),
+            "messages_per_second": rate.round(), "commit_p50_ms": pct(0.5).as_secs_f64() * 1e3,
+            "commit_p99_ms": pct(0.99).as_secs_f64() * 1e3,
+            "messages_per_commit": if commits == 0 { 0.0 } else { jobs as f64 / commits as f64 },
+        })
+    );
+    eprintln!(
+        "storage alone: {sent} messages committed in {:.2} s: {rate:.0} msg/s, p50 {:.2} ms, p99 {:.2} ms",
+        elapsed.as_secs_f64(),
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3
+    );
+    Ok(())
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -226,7 +335,7 @@ type Socket =
 async fn send_all(mut ws: Socket, id: String, n: usize, text: String) -> Result<Vec<Duration>> {
     let mut lat = Vec::with_capacity(n);
     for i in 0..n {
-        let cmid = uuid::Uuid::new_v4().to_string();
+        let cmid = uuid::Uuid::now_v7().to_string();
         let frame = json!({"type":"send","client_msg_id":cmid,"consultation_id":id,"kind":"text","content":format!("{i} {text}")});
         let t = Instant::now();
         ws.send(WsMessage::Text(frame.to_string().into())).await?;
@@ -328,6 +437,6 @@ async fn connect(addr: std::net::SocketAddr, token: &str) -> Result<Socket> {
     let mut req = format!("ws://{addr}/api/v1/realtime").into_client_request()?;
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
-    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
     Ok(ws)
 }

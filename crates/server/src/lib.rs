@@ -47,6 +47,12 @@ pub async fn launch(
     tracing::info!(%addr, "listening");
     println!("listening on http://{addr}");
     let signal_state = state.clone();
+    // Chat frames are small: without TCP_NODELAY, Nagle and delayed ACKs hold them ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;

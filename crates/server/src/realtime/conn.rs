@@ -367,7 +367,8 @@ async fn write_loop(
     let mut cursors: HashMap<ConsultationId, i64> = HashMap::new();
     while let Some(item) = rx.recv().await {
         let ok = match item {
-            Outgoing::Frame(text) => sink.send(WsMessage::Text(text)).await.is_ok(),
+            // Frames are fed and flushed once the queue is empty: one write for a burst.
+            Outgoing::Frame(text) => sink.feed(WsMessage::Text(text)).await.is_ok(),
             Outgoing::Message {
                 consultation_id,
                 seq,
@@ -376,7 +377,7 @@ async fn write_loop(
                 match cursors.get(&consultation_id).copied() {
                     Some(cursor) if seq == cursor + 1 => {
                         cursors.insert(consultation_id, seq);
-                        sink.send(WsMessage::Text(frame)).await.is_ok()
+                        sink.feed(WsMessage::Text(frame)).await.is_ok()
                     }
                     Some(cursor) if seq > cursor + 1 => {
                         // Fan-out raced; read what came between from storage first.
@@ -436,6 +437,7 @@ async fn write_loop(
                 return;
             }
         };
+        let ok = ok && (!rx.is_empty() || sink.flush().await.is_ok());
         if !ok {
             return;
         }

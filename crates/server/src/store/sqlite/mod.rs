@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::store::{CommitListener, Committed};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,6 +35,7 @@ pub struct SqliteStore {
     jobs: Option<mpsc::Sender<Job>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointing: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -44,15 +46,24 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        schema::configure_writer(&conn)?;
         let (tx, rx) = mpsc::channel::<Job>(16 * 1024);
         let handle = std::thread::Builder::new()
             .name("tara-sqlite-writer".into())
             .spawn(move || write_loop(conn, rx, listener))?;
+        let running = Arc::new(AtomicBool::new(true));
+        let checkpoints = Connection::open(&path)?;
+        schema::configure(&checkpoints)?;
+        let flag = running.clone();
+        std::thread::Builder::new()
+            .name("tara-sqlite-checkpoint".into())
+            .spawn(move || checkpointer(checkpoints, flag))?;
         Ok(Self {
             path,
             jobs: Some(tx),
             readers: Arc::new(Mutex::new(Vec::new())),
             writer: Mutex::new(Some(handle)),
+            checkpointing: running,
         })
     }
 
@@ -128,7 +139,24 @@ impl Drop for SqliteStore {
         if let Some(handle) = self.writer.lock().ok().and_then(|mut h| h.take()) {
             let _ = handle.join();
         }
+        self.checkpointing.store(false, Ordering::Relaxed);
     }
+}
+
+/// Copies the WAL into the database every half second, off the writer's path, so commits
+/// never stop for a checkpoint. Ends with a truncating checkpoint when the store closes.
+fn checkpointer(conn: Connection, running: Arc<AtomicBool>) {
+    let mut ticks = 0u32;
+    while running.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        ticks += 1;
+        if ticks % 10 == 0 {
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "checkpoint skipped");
+            }
+        }
+    }
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn in_savepoint<T>(
@@ -136,11 +164,11 @@ fn in_savepoint<T>(
     committed: &mut Vec<Committed>,
     f: impl FnOnce(&Connection, &mut Vec<Committed>) -> Result<T>,
 ) -> Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let mut mine = Vec::new();
     match f(conn, &mut mine) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job")?;
+            conn.prepare_cached("RELEASE job")?.execute([])?;
             committed.append(&mut mine);
             Ok(v)
         }

@@ -117,7 +117,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE messages (
         consultation_id  TEXT    NOT NULL REFERENCES consultations(consultation_id),
         seq              INTEGER NOT NULL,
-        message_id       TEXT    NOT NULL UNIQUE,
+        message_id       TEXT    NOT NULL,
         client_msg_id    TEXT    NOT NULL,
         sender_id        INTEGER NOT NULL,
         sender_type      TEXT    NOT NULL,
@@ -162,6 +162,13 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16384;",
     )
+}
+
+/// The writer's extra settings: a cache big enough that a group never spills pages before its
+/// commit, and no checkpoints in its commits (a background thread runs them; see `checkpointer`).
+pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 0;")
 }
