@@ -1,0 +1,144 @@
+//! Where the refresh token lives: the OS keychain, or an owner-only file in the data folder.
+//! The access token is never written anywhere; it lives in memory only.
+
+use crate::config::TokenStoreKind;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Keeps one refresh token.
+#[derive(Debug, Clone)]
+pub struct TokenStore {
+    kind: TokenStoreKind,
+    file: PathBuf,
+}
+
+impl TokenStore {
+    /// A store of this kind; the file lives in `data_dir`.
+    pub fn new(kind: TokenStoreKind, data_dir: &Path) -> Self {
+        Self {
+            kind,
+            file: data_dir.join("refresh-token"),
+        }
+    }
+
+    /// The stored token, if any.
+    pub async fn load(&self) -> Result<Option<String>> {
+        let this = self.clone();
+        blocking(move || this.load_now()).await
+    }
+
+    /// Stores a token, replacing the previous one.
+    pub async fn save(&self, token: &str) -> Result<()> {
+        let this = self.clone();
+        let token = token.to_owned();
+        blocking(move || this.save_now(&token)).await
+    }
+
+    /// Forgets the token.
+    pub async fn clear(&self) -> Result<()> {
+        let this = self.clone();
+        blocking(move || this.clear_now()).await
+    }
+
+    fn load_now(&self) -> Result<Option<String>> {
+        if let Some(entry) = self.keychain() {
+            match entry.get_password() {
+                Ok(t) => return Ok(Some(t)),
+                Err(keyring::Error::NoEntry) => return Ok(None),
+                Err(e) => tracing::debug!(error = %e, "no keychain; using the token file"),
+            }
+        }
+        match std::fs::read_to_string(&self.file) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::storage(e)),
+        }
+    }
+
+    fn save_now(&self, token: &str) -> Result<()> {
+        if let Some(entry) = self.keychain() {
+            match entry.set_password(token) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&self.file);
+                    return Ok(());
+                }
+                Err(e) => tracing::debug!(error = %e, "no keychain; using the token file"),
+            }
+        }
+        write_private(&self.file, token.as_bytes())
+    }
+
+    fn clear_now(&self) -> Result<()> {
+        if let Some(entry) = self.keychain() {
+            let _ = entry.delete_credential();
+        }
+        match std::fs::remove_file(&self.file) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::storage(e)),
+        }
+    }
+
+    fn keychain(&self) -> Option<keyring::Entry> {
+        match &self.kind {
+            TokenStoreKind::Keychain { service, account } => {
+                keyring::Entry::new(service, account).ok()
+            }
+            TokenStoreKind::File => None,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::storage(format!("token store: {e}")))?
+}
+
+/// Writes a file only its owner can read, atomically.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_file_store_keeps_one_owner_only_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TokenStore::new(TokenStoreKind::File, dir.path());
+        assert_eq!(store.load().await.expect("load"), None);
+        store.save("first").await.expect("save");
+        store.save("second").await.expect("save");
+        assert_eq!(store.load().await.expect("load").as_deref(), Some("second"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("refresh-token"))
+                .expect("file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "nobody but the owner reads the token");
+        }
+        store.clear().await.expect("clear");
+        assert_eq!(store.load().await.expect("load"), None);
+    }
+}
