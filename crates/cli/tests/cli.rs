@@ -1,0 +1,320 @@
+//! tara-cli as a script would use it: real processes against a real server on a loopback port.
+
+#[path = "../../server/tests/common/mod.rs"]
+mod server;
+
+use serde_json::Value;
+use server::TestServer;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn cli(server: &str, profile: &Path, args: &[&str]) -> (i32, Vec<Value>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tara-cli"))
+        .args(["--server", server, "--profile"])
+        .arg(profile)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("tara-cli runs");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line: {l}: {e}")))
+        .collect();
+    (out.status.code().unwrap_or(-1), lines)
+}
+
+fn ok(server: &str, profile: &Path, args: &[&str]) -> Vec<Value> {
+    let (code, lines) = cli(server, profile, args);
+    assert_eq!(code, 0, "tara-cli {args:?} failed: {lines:?}");
+    lines
+}
+
+async fn run(server: String, profile: std::path::PathBuf, args: Vec<String>) -> (i32, Vec<Value>) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&server, &profile, &args)
+    })
+    .await
+    .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultation_scripted_end_to_end_with_tara_cli() {
+    let srv = TestServer::start_with(|c| c.otp_resend_after = Duration::ZERO).await;
+    let url = format!("http://{}", srv.addr);
+    let root = tempfile::tempdir().expect("tempdir");
+    let (customer, guide) = (root.path().join("customer"), root.path().join("guide"));
+    let guide_id = srv.add_guide("+919000000001", "Asha").await;
+
+    let (u, g) = (url.clone(), guide.clone());
+    let who = tokio::task::spawn_blocking(move || {
+        ok(
+            &u,
+            &g,
+            &[
+                "login",
+                "--phone",
+                "+919000000001",
+                "--as",
+                "guide",
+                "--dev-otp",
+            ],
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(who[0]["signed_in"]["user_id"].as_i64(), Some(guide_id));
+    let (u, c) = (url.clone(), customer.clone());
+    tokio::task::spawn_blocking(move || {
+        ok(
+            &u,
+            &c,
+            &[
+                "login",
+                "--phone",
+                "+919876543210",
+                "--as",
+                "customer",
+                "--dev-otp",
+            ],
+        )
+    })
+    .await
+    .expect("join");
+
+    // The guide's tail holds the connection open: the guide stays online while it runs.
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_tara-cli"))
+        .args(["--server", &url, "--profile"])
+        .arg(&guide)
+        .arg("tail")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tail starts");
+    let mut tail_out = tokio::io::BufReader::new(tail.stdout.take().expect("stdout"));
+    next_event(&mut tail_out, |e| {
+        e["type"] == "connection" && e["state"] == "online"
+    })
+    .await;
+    run(
+        url.clone(),
+        guide.clone(),
+        vec!["status".into(), "online".into()],
+    )
+    .await;
+
+    let (_, online) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["guides".into(), "--online".into()],
+    )
+    .await;
+    assert!(
+        online.iter().any(|g| g["id"].as_i64() == Some(guide_id)),
+        "{online:?}"
+    );
+    let (code, req) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["request".into(), guide_id.to_string()],
+    )
+    .await;
+    assert_eq!(code, 0, "{req:?}");
+    let id = req[0]["consultation_id"].as_str().expect("id").to_owned();
+    next_event(&mut tail_out, |e| {
+        e["type"] == "consultation" && e["event"] == "requested"
+    })
+    .await;
+    let (_, pending) = run(url.clone(), guide.clone(), vec!["requests".into()]).await;
+    assert_eq!(pending[0]["consultation_id"], id.as_str());
+
+    assert_eq!(
+        run(
+            url.clone(),
+            guide.clone(),
+            vec!["accept".into(), id.clone()]
+        )
+        .await
+        .1[0]["status"],
+        "accepted"
+    );
+    run(
+        url.clone(),
+        customer.clone(),
+        vec!["join".into(), id.clone()],
+    )
+    .await;
+    let (_, joined) = run(url.clone(), guide.clone(), vec!["join".into(), id.clone()]).await;
+    assert_eq!(joined[0]["consultation"]["status"], "in_progress");
+
+    let (code, sent) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["send".into(), id.clone(), "Namaste".into()],
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(sent[0]["status"], "sent", "{sent:?}");
+    let seen = next_event(&mut tail_out, |e| {
+        e["type"] == "message_added" && e["message"]["content"] == "Namaste"
+    })
+    .await;
+    assert_eq!(seen["message"]["seq"], sent[0]["message"]["seq"]);
+
+    let (_, history) = run(
+        url.clone(),
+        guide.clone(),
+        vec!["history".into(), id.clone()],
+    )
+    .await;
+    assert!(history.iter().any(|m| m["content"] == "Namaste"));
+    assert_eq!(
+        run(
+            url.clone(),
+            customer.clone(),
+            vec!["complete".into(), id.clone()]
+        )
+        .await
+        .1[0]["status"],
+        "completed"
+    );
+    let (code, rated) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["rate".into(), id.clone(), "--stars".into(), "5".into()],
+    )
+    .await;
+    assert_eq!((code, rated[0]["rating"].as_i64()), (0, Some(5)));
+
+    // A send the server refuses for good exits non-zero and says why.
+    let (code, refused) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["send".into(), id.clone(), "too late".into()],
+    )
+    .await;
+    assert_eq!(code, 1, "{refused:?}");
+    assert_eq!(refused[0]["status"], "failed");
+    let _ = tail.kill().await;
+}
+
+async fn next_event<R: tokio::io::AsyncBufRead + Unpin>(
+    out: &mut R,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    use tokio::io::AsyncBufReadExt;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut line = String::new();
+        let read = tokio::time::timeout_at(deadline, out.read_line(&mut line)).await;
+        match read {
+            Ok(Ok(0)) => panic!("tail ended"),
+            Ok(Ok(_)) => {
+                let v: Value = serde_json::from_str(line.trim()).expect("tail prints JSON lines");
+                if pred(&v) {
+                    return v;
+                }
+            }
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("the awaited event never came"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_while_the_server_is_down_waits_and_sync_delivers_it() {
+    let mut srv = TestServer::start_with(|c| c.otp_resend_after = Duration::ZERO).await;
+    let url = format!("http://{}", srv.addr);
+    let root = tempfile::tempdir().expect("tempdir");
+    let customer_dir = root.path().join("customer");
+    let guide = srv.add_guide("+919000000002", "Meera").await;
+    let (g, mut gws) = {
+        let g = srv.login("+91", "9000000002", "guide").await;
+        let ws = server::Ws::connect(&srv, &g.token).await;
+        (g, ws)
+    };
+    srv.post(
+        "/guide/status",
+        Some(&g),
+        serde_json::json!({"status": "online"}),
+    )
+    .await;
+    run(
+        url.clone(),
+        customer_dir.clone(),
+        [
+            "login",
+            "--phone",
+            "+919812345678",
+            "--as",
+            "customer",
+            "--dev-otp",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    let (_, req) = run(
+        url.clone(),
+        customer_dir.clone(),
+        vec!["request".into(), guide.to_string()],
+    )
+    .await;
+    let id = req[0]["consultation_id"].as_str().expect("id").to_owned();
+    srv.post(
+        &format!("/consultation/{id}/accept"),
+        Some(&g),
+        serde_json::json!({}),
+    )
+    .await;
+    gws.subscribe(&id, 0).await;
+
+    let addr = srv.addr.to_string();
+    let data = srv.stop().await.expect("data dir");
+    let (code, queued) = run(
+        url.clone(),
+        customer_dir.clone(),
+        vec![
+            "send".into(),
+            id.clone(),
+            "are you there?".into(),
+            "--wait".into(),
+            "1".into(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (code, queued[0]["status"].as_str()),
+        (0, Some("queued")),
+        "{queued:?}"
+    );
+    let (_, outbox) = run(url.clone(), customer_dir.clone(), vec!["outbox".into()]).await;
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0]["content"], "are you there?");
+    let (code, still) = run(
+        url.clone(),
+        customer_dir.clone(),
+        vec!["sync".into(), "--timeout".into(), "1".into()],
+    )
+    .await;
+    assert_eq!(code, 3, "offline at the timeout: {still:?}");
+
+    let srv =
+        TestServer::start_at(data.path(), &addr, |c| c.otp_resend_after = Duration::ZERO).await;
+    let mut gws = server::Ws::connect(&srv, &g.token).await;
+    gws.subscribe(&id, 0).await;
+    let (code, synced) = run(
+        url.clone(),
+        customer_dir.clone(),
+        vec!["sync".into(), "--timeout".into(), "20".into()],
+    )
+    .await;
+    assert_eq!(code, 0, "{synced:?}");
+    assert_eq!(synced[0]["queued"], 0);
+    let m = gws.next_of("message").await;
+    assert_eq!(m["message"]["content"], "are you there?");
+    let (_, outbox) = run(url, customer_dir, vec!["outbox".into()]).await;
+    assert!(outbox.is_empty());
+}
