@@ -35,6 +35,9 @@ struct Args {
     /// Drive the storage layer directly (no HTTP, no WebSockets): what group commit alone sustains.
     #[arg(long)]
     store_only: bool,
+    /// Queue this many messages offline with tara-core, then time how long the outbox takes to flush.
+    #[arg(long)]
+    outbox: Option<usize>,
 }
 
 struct Quiet;
@@ -47,11 +50,111 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if args.store_only {
+    if let Some(n) = args.outbox {
+        rt.block_on(outbox(n))
+    } else if args.store_only {
         rt.block_on(store_only(args))
     } else {
         rt.block_on(run(args))
     }
+}
+
+/// Queues `n` texts with tara-core while disconnected, then reconnects and times the flush
+/// (one message in flight at a time, each waiting for its ack, as the engine sends).
+async fn outbox(n: usize) -> Result<()> {
+    use tara_core::{Client, ClientConfig, ConnectionState};
+    use tara_protocol::auth::UserType;
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("server");
+    {
+        let store = SqliteStore::open(&dir, Arc::new(Quiet))?;
+        let guide = NewGuide {
+            phone: "+917000000001".into(),
+            name: "Guide".into(),
+            rate_per_minute: 10,
+            skills: vec![],
+            languages: vec![],
+            available: true,
+        };
+        store
+            .add_guide(guide, chrono::Utc::now().timestamp_millis())
+            .await?;
+    }
+    let mut config = Config::new(&dir).dev(true);
+    config.message_burst = u32::MAX / 2;
+    config.messages_per_minute = u32::MAX / 2;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tara_server::launch(config, listener, async move {
+        let _ = stop_rx.await;
+    }));
+    wait_up(&reqwest::Client::new(), &format!("{url}/api/v1")).await?;
+    let open = |who: &str| ClientConfig::new(&url, tmp.path().join(who));
+    let (guide, _guide_events) = Client::start(open("guide")).await?;
+    let (customer, _events) = Client::start(open("customer")).await?;
+    for (c, phone, t) in [
+        (&guide, "7000000001", UserType::Guide),
+        (&customer, "8000000001", UserType::Customer),
+    ] {
+        let sent = c.request_otp("+91", phone, t).await?;
+        c.verify_otp(
+            "+91",
+            phone,
+            t,
+            &sent.request_id,
+            sent.dev_otp.as_deref().context("dev otp")?,
+        )
+        .await?;
+    }
+    let mut state = guide.connection();
+    state.wait_for(|s| *s == ConnectionState::Online).await?;
+    guide.set_status(true).await?;
+    let guide_id = guide.identity().context("guide")?.user_id;
+    let id = customer.request(guide_id, None).await?.consultation_id;
+    guide.accept(&id).await?;
+    customer.join(&id).await?;
+    guide.join(&id).await?;
+
+    customer.disconnect();
+    let mut state = customer.connection();
+    state.wait_for(|s| *s == ConnectionState::Idle).await?;
+    let started = Instant::now();
+    for i in 0..n {
+        customer
+            .send_text(&id, &format!("queued offline {i}"))
+            .await?;
+    }
+    let queued_in = started.elapsed();
+    let started = Instant::now();
+    customer.connect();
+    let report = customer.sync(Duration::from_secs(600)).await?;
+    let flushed_in = started.elapsed();
+    if report.queued != 0 || report.failed != 0 {
+        bail!("the outbox did not drain: {report:?}");
+    }
+    let history = guide.history(&id, None, 1).await?;
+    let head = history.last().and_then(|m| m.seq).unwrap_or(0);
+    println!(
+        "{}",
+        json!({
+            "mode": "outbox", "messages": n,
+            "queue_seconds": queued_in.as_secs_f64(), "queued_per_second": (n as f64 / queued_in.as_secs_f64()).round(),
+            "flush_seconds": flushed_in.as_secs_f64(), "flushed_per_second": (n as f64 / flushed_in.as_secs_f64()).round(),
+            "server_head_seq": head,
+        })
+    );
+    eprintln!(
+        "{n} messages queued offline in {:.2} s ({:.0}/s), flushed in order in {:.2} s ({:.0}/s)",
+        queued_in.as_secs_f64(),
+        n as f64 / queued_in.as_secs_f64(),
+        flushed_in.as_secs_f64(),
+        n as f64 / flushed_in.as_secs_f64()
+    );
+    drop((guide, customer));
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok(())
 }
 
 /// Appends straight to the SQLite store from `pairs * 2` concurrent senders, each waiting for its

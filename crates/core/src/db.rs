@@ -53,6 +53,7 @@ const SCHEMA: &[&str] = &[r#"
         PRIMARY KEY (consultation_id, sender_id, client_msg_id)
     );
     CREATE UNIQUE INDEX messages_by_seq ON messages (consultation_id, seq) WHERE seq IS NOT NULL;
+    CREATE INDEX messages_by_sender ON messages (sender_id, client_msg_id);
     CREATE TABLE outbox (
         position         INTEGER PRIMARY KEY AUTOINCREMENT,
         client_msg_id    TEXT    NOT NULL UNIQUE,
@@ -66,6 +67,7 @@ const SCHEMA: &[&str] = &[r#"
         last_error       TEXT,
         created_at       INTEGER NOT NULL
     );
+    CREATE INDEX outbox_queued ON outbox (state, position);
 "#];
 
 /// One queued message.
@@ -253,13 +255,12 @@ pub fn set_peer_marks(
         "UPDATE consultations SET peer_delivered = ?1, peer_read = ?2 WHERE consultation_id = ?3",
         params![d, r, id],
     )?;
-    let low = old_d.min(old_r);
-    let mut st = c.prepare(&format!(
-        "{MESSAGE_SELECT} WHERE m.consultation_id = ?1 AND m.seq > ?2 AND m.seq <= ?3 AND m.status = 'sent' ORDER BY m.seq"
+    // Only our messages whose tick moved: newly delivered, or newly read.
+    let mut st = c.prepare_cached(&format!(
+        "{MESSAGE_SELECT} WHERE m.consultation_id = ?1 AND m.status = 'sent'
+         AND ((m.seq > ?2 AND m.seq <= ?3) OR (m.seq > ?4 AND m.seq <= ?5)) ORDER BY m.seq"
     ))?;
-    let changed = st
-        .query_map(params![id, low, d.max(r)], message)?
-        .collect::<rusqlite::Result<_>>()?;
+    let changed = st.query_map(params![id, old_d, d, old_r, r], message)?.collect::<rusqlite::Result<_>>()?;
     Ok(changed)
 }
 
