@@ -260,7 +260,9 @@ pub fn set_peer_marks(
         "{MESSAGE_SELECT} WHERE m.consultation_id = ?1 AND m.status = 'sent'
          AND ((m.seq > ?2 AND m.seq <= ?3) OR (m.seq > ?4 AND m.seq <= ?5)) ORDER BY m.seq"
     ))?;
-    let changed = st.query_map(params![id, old_d, d, old_r, r], message)?.collect::<rusqlite::Result<_>>()?;
+    let changed = st
+        .query_map(params![id, old_d, d, old_r, r], message)?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(changed)
 }
 

@@ -567,3 +567,81 @@ async fn a_refresh_token_used_elsewhere_signs_this_device_out() {
         "the dead token is forgotten"
     );
 }
+
+#[tokio::test]
+async fn an_image_written_offline_goes_out_in_order_with_the_texts_around_it() {
+    let mut server = TestServer::start().await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (customer, mut guide, id) = consultation(&server, root.path()).await;
+    let photo = root.path().join("palm.png");
+    image::RgbaImage::from_fn(2400, 1600, |x, y| {
+        image::Rgba([(x % 256) as u8, (y % 256) as u8, 90, 255])
+    })
+    .save(&photo)
+    .expect("png written");
+    let broken = root.path().join("broken.jpg");
+    std::fs::write(
+        &broken,
+        [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1],
+    )
+    .expect("write");
+
+    let addr = server.addr.to_string();
+    let data = server.stop().await.expect("data dir");
+    customer
+        .client
+        .send_text(&id, "here is my palm")
+        .await
+        .expect("queued");
+    let image = customer
+        .client
+        .send_image(&id, &photo)
+        .await
+        .expect("compressed and queued offline");
+    assert_eq!(image.status, MessageStatus::Sending);
+    assert!(
+        image
+            .local_path
+            .as_deref()
+            .is_some_and(|p| Path::new(p).exists()),
+        "kept until sent"
+    );
+    let refused = customer
+        .client
+        .send_image(&id, &broken)
+        .await
+        .expect_err("a broken file is refused");
+    assert_eq!(refused.code, "IMAGE_INVALID");
+    customer
+        .client
+        .send_text(&id, "what do you see?")
+        .await
+        .expect("queued");
+    assert_eq!(
+        customer.client.outbox().await.expect("outbox").len(),
+        3,
+        "the failed one took nothing out"
+    );
+
+    let _server = TestServer::start_at(data.path(), &addr, |_| {}).await;
+    customer.drained().await;
+    let got = guide.receive(&id, 3).await;
+    let kinds: Vec<_> = got.iter().map(|m| (m.kind, m.content.as_str())).collect();
+    use tara_protocol::messages::MessageKind::{Image, Text};
+    assert_eq!(
+        kinds,
+        [
+            (Text, "here is my palm"),
+            (Image, ""),
+            (Text, "what do you see?")
+        ]
+    );
+    let media = got[1]
+        .media
+        .as_ref()
+        .expect("the image message carries its upload");
+    assert_eq!(
+        (media.width, media.height, media.content_type.as_str()),
+        (1200, 800, "image/jpeg")
+    );
+}
