@@ -76,12 +76,13 @@ impl Party {
         }
     }
 
-    /// Collects messages added in `id` until `n` have arrived.
+    /// Collects messages from others added in `id` until `n` have arrived.
     async fn receive(&mut self, id: &ConsultationId, n: usize) -> Vec<LocalMessage> {
         let mut got = Vec::new();
+        let me = self.id;
         while got.len() < n {
             if let Event::MessageAdded { message } = self
-                .until(|e| matches!(e, Event::MessageAdded { message } if &message.consultation_id == id && message.kind != tara_protocol::messages::MessageKind::System))
+                .until(|e| matches!(e, Event::MessageAdded { message } if &message.consultation_id == id && message.sender_id != me && message.kind != tara_protocol::messages::MessageKind::System))
                 .await
             {
                 got.push(message);
@@ -643,5 +644,140 @@ async fn an_image_written_offline_goes_out_in_order_with_the_texts_around_it() {
     assert_eq!(
         (media.width, media.height, media.content_type.as_str()),
         (1200, 800, "image/jpeg")
+    );
+}
+
+/// An HTTP proxy that refuses WebSocket upgrades (as some corporate proxies do) while `block`
+/// is set, and passes everything else through.
+struct UpgradeBlockingProxy {
+    addr: std::net::SocketAddr,
+    block: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UpgradeBlockingProxy {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let block = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let b = block.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let b = b.clone();
+                tokio::spawn(async move {
+                    // Read the first request head to see whether it asks for an upgrade.
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match client.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let upgrade = String::from_utf8_lossy(&head)
+                        .to_ascii_lowercase()
+                        .contains("upgrade: websocket");
+                    if upgrade && b.load(std::sync::atomic::Ordering::SeqCst) {
+                        let _ = client
+                            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    if server.write_all(&head).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self { addr, block }
+    }
+}
+
+#[tokio::test]
+async fn where_upgrades_are_blocked_the_engine_polls_and_returns_to_the_socket_when_it_can() {
+    let server = TestServer::start_with(|c| c.otp_resend_after = Duration::ZERO).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_customer, mut guide, id) = consultation(&server, root.path()).await;
+    let proxy = UpgradeBlockingProxy::start(server.addr).await;
+    // The customer's laptop sits behind the proxy.
+    let mut laptop = Party::open(
+        &format!("http://{}", proxy.addr),
+        &root.path().join("laptop"),
+    )
+    .await;
+    let sent = laptop
+        .client
+        .request_otp("+91", "9876543210", UserType::Customer)
+        .await
+        .expect("code");
+    let who = laptop
+        .client
+        .verify_otp(
+            "+91",
+            "9876543210",
+            UserType::Customer,
+            &sent.request_id,
+            sent.dev_otp.as_deref().expect("dev"),
+        )
+        .await
+        .expect("login");
+    laptop.id = who.user_id;
+    laptop
+        .until(|e| {
+            matches!(
+                e,
+                Event::Connection {
+                    state: ConnectionState::Polling
+                }
+            )
+        })
+        .await;
+    laptop.client.follow(&id);
+    laptop.client.consultation(&id).await.expect("known");
+
+    // Sending goes over REST; receiving over long polls.
+    laptop
+        .client
+        .send_text(&id, "sent without a socket")
+        .await
+        .expect("queued");
+    let got = guide.receive(&id, 1).await;
+    assert_eq!(got[0].content, "sent without a socket");
+    guide
+        .client
+        .send_text(&id, "received by long poll")
+        .await
+        .expect("queued");
+    let reply = laptop.receive(&id, 1).await;
+    assert_eq!(reply[0].content, "received by long poll");
+
+    // The proxy lets upgrades through again: within a retry period the socket is back.
+    proxy
+        .block
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    laptop
+        .until(|e| {
+            matches!(
+                e,
+                Event::Connection {
+                    state: ConnectionState::Online
+                }
+            )
+        })
+        .await;
+    guide
+        .client
+        .send_text(&id, "and now over the socket")
+        .await
+        .expect("queued");
+    assert_eq!(
+        laptop.receive(&id, 1).await[0].content,
+        "and now over the socket"
     );
 }
