@@ -57,7 +57,10 @@ impl SqliteStore {
         let flag = running.clone();
         std::thread::Builder::new()
             .name("tara-sqlite-checkpoint".into())
-            .spawn(move || checkpointer(checkpoints, flag))?;
+            .spawn({
+                let wal = dir.join("tara.db-wal");
+                move || checkpointer(checkpoints, wal, flag)
+            })?;
         Ok(Self {
             path,
             jobs: Some(tx),
@@ -143,17 +146,32 @@ impl Drop for SqliteStore {
     }
 }
 
+/// Past this size the WAL is restarted rather than left to grow under sustained writes.
+const WAL_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Copies the WAL into the database every half second, off the writer's path, so commits
-/// never stop for a checkpoint. Ends with a truncating checkpoint when the store closes.
-fn checkpointer(conn: Connection, running: Arc<AtomicBool>) {
+/// never stop for a checkpoint. A passive checkpoint never blocks the writer, but under
+/// sustained load it never finishes either, and the WAL only grows; past [`WAL_LIMIT`] a
+/// restarting checkpoint (which briefly holds the writer back) lets the log start over.
+/// Ends with a truncating checkpoint when the store closes.
+fn checkpointer(conn: Connection, wal: PathBuf, running: Arc<AtomicBool>) {
     let mut ticks = 0u32;
     while running.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(50));
         ticks += 1;
-        if ticks % 10 == 0 {
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::debug!(error = %e, "checkpoint skipped");
-            }
+        if ticks % 10 != 0 {
+            continue;
+        }
+        let big = std::fs::metadata(&wal)
+            .map(|m| m.len() > WAL_LIMIT)
+            .unwrap_or(false);
+        let sql = if big {
+            "PRAGMA wal_checkpoint(RESTART)"
+        } else {
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        };
+        if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
+            tracing::debug!(error = %e, "checkpoint skipped");
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
