@@ -519,11 +519,7 @@ impl Session {
     }
 
     async fn refuse(&mut self, cmid: &str, reason: &str) {
-        let (user, c2, r) = (self.user, cmid.to_owned(), reason.to_owned());
-        if let Ok(Some(m)) = self.me.db.call(move |c| db::failed(c, user, &c2, &r)).await {
-            self.me.emit(Event::MessageUpdated { message: m });
-        }
-        self.me.emit_outbox().await;
+        refuse(&self.me, self.user, cmid, reason).await;
     }
 
     fn settle(&mut self, cmid: &str) -> bool {
@@ -844,6 +840,15 @@ impl Session {
     }
 }
 
+/// Marks one of ours refused for good (one transaction) and tells the shell.
+async fn refuse(me: &Inner, user: UserId, cmid: &str, reason: &str) {
+    let (c2, r) = (cmid.to_owned(), reason.to_owned());
+    if let Ok(Some(m)) = me.db.call(move |c| db::failed(c, user, &c2, &r)).await {
+        me.emit(Event::MessageUpdated { message: m });
+    }
+    me.emit_outbox().await;
+}
+
 fn preview(text: &str) -> String {
     let mut p: String = text.chars().take(80).collect();
     if text.chars().count() > 80 {
@@ -1021,15 +1026,7 @@ impl Poller {
                     }
                     Err(e) if e.is_transient() => return,
                     Err(e) => {
-                        let (cmid, r) = (item.client_msg_id.clone(), e.message.clone());
-                        if let Ok(Some(m)) = self
-                            .me
-                            .db
-                            .call(move |c| db::failed(c, user, &cmid, &r))
-                            .await
-                        {
-                            self.me.emit(Event::MessageUpdated { message: m });
-                        }
+                        refuse(&self.me, user, &item.client_msg_id, &e.message).await;
                         continue;
                     }
                 }
@@ -1056,15 +1053,7 @@ impl Poller {
                 }
                 Err(e) if e.is_transient() => return,
                 Err(e) => {
-                    let (cmid, r) = (item.client_msg_id.clone(), e.message.clone());
-                    if let Ok(Some(m)) = self
-                        .me
-                        .db
-                        .call(move |c| db::failed(c, user, &cmid, &r))
-                        .await
-                    {
-                        self.me.emit(Event::MessageUpdated { message: m });
-                    }
+                    refuse(&self.me, user, &item.client_msg_id, &e.message).await;
                 }
             }
             self.me.emit_outbox().await;
