@@ -40,6 +40,29 @@ struct Args {
     outbox: Option<usize>,
 }
 
+/// Guide number `i` of a load run.
+fn load_guide(i: usize) -> NewGuide {
+    NewGuide {
+        phone: format!("+9170000{i:05}"),
+        name: format!("Guide {i}"),
+        rate_per_minute: 10,
+        skills: vec![],
+        languages: vec![],
+        available: true,
+    }
+}
+
+/// A dev server's settings with the per-person limits lifted: the load is many people at once.
+fn load_config(dir: &std::path::Path) -> Config {
+    let mut config = Config::new(dir).dev(true);
+    config.message_burst = u32::MAX / 2;
+    config.messages_per_minute = u32::MAX / 2;
+    config.otp_resend_after = Duration::ZERO;
+    config.otp_per_hour = u32::MAX;
+    config.outgoing_queue = 64 * 1024;
+    config
+}
+
 struct Quiet;
 impl CommitListener for Quiet {
     fn committed(&self, _: &[Committed]) {}
@@ -68,21 +91,11 @@ async fn outbox(n: usize) -> Result<()> {
     let dir = tmp.path().join("server");
     {
         let store = SqliteStore::open(&dir, Arc::new(Quiet))?;
-        let guide = NewGuide {
-            phone: "+917000000001".into(),
-            name: "Guide".into(),
-            rate_per_minute: 10,
-            skills: vec![],
-            languages: vec![],
-            available: true,
-        };
         store
-            .add_guide(guide, chrono::Utc::now().timestamp_millis())
+            .add_guide(load_guide(0), chrono::Utc::now().timestamp_millis())
             .await?;
     }
-    let mut config = Config::new(&dir).dev(true);
-    config.message_burst = u32::MAX / 2;
-    config.messages_per_minute = u32::MAX / 2;
+    let config = load_config(&dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -94,7 +107,7 @@ async fn outbox(n: usize) -> Result<()> {
     let (guide, _guide_events) = Client::start(open("guide")).await?;
     let (customer, _events) = Client::start(open("customer")).await?;
     for (c, phone, t) in [
-        (&guide, "7000000001", UserType::Guide),
+        (&guide, "7000000000", UserType::Guide),
         (&customer, "8000000001", UserType::Customer),
     ] {
         let sent = c.request_otp("+91", phone, t).await?;
@@ -169,19 +182,7 @@ async fn store_only(args: Args) -> Result<()> {
     let now = || chrono::Utc::now().timestamp_millis();
     let mut senders = Vec::new();
     for i in 0..args.pairs {
-        let guide = store
-            .add_guide(
-                NewGuide {
-                    phone: format!("+9170000{i:05}"),
-                    name: format!("Guide {i}"),
-                    rate_per_minute: 10,
-                    skills: vec![],
-                    languages: vec![],
-                    available: true,
-                },
-                now(),
-            )
-            .await?;
+        let guide = store.add_guide(load_guide(i), now()).await?;
         let customer = store
             .ensure_customer(&format!("+9180000{i:05}"), "Customer", now())
             .await?;
@@ -265,25 +266,12 @@ async fn run(args: Args) -> Result<()> {
     {
         let store = SqliteStore::open(&dir, Arc::new(Quiet))?;
         for i in 0..args.pairs {
-            let guide = NewGuide {
-                phone: format!("+9170000{i:05}"),
-                name: format!("Guide {i}"),
-                rate_per_minute: 10,
-                skills: vec![],
-                languages: vec![],
-                available: true,
-            };
             store
-                .add_guide(guide, chrono::Utc::now().timestamp_millis())
+                .add_guide(load_guide(i), chrono::Utc::now().timestamp_millis())
                 .await?;
         }
     }
-    let mut config = Config::new(&dir).dev(true);
-    config.message_burst = u32::MAX / 2;
-    config.messages_per_minute = u32::MAX / 2;
-    config.otp_resend_after = Duration::ZERO;
-    config.otp_per_hour = u32::MAX;
-    config.outgoing_queue = 64 * 1024;
+    let config = load_config(&dir);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
