@@ -50,17 +50,17 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Job>(16 * 1024);
         let handle = std::thread::Builder::new()
             .name("tara-sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx, listener))?;
+            .spawn({
+                let wal = dir.join("tara.db-wal");
+                move || write_loop(conn, wal, rx, listener)
+            })?;
         let running = Arc::new(AtomicBool::new(true));
         let checkpoints = Connection::open(&path)?;
         schema::configure(&checkpoints)?;
         let flag = running.clone();
         std::thread::Builder::new()
             .name("tara-sqlite-checkpoint".into())
-            .spawn({
-                let wal = dir.join("tara.db-wal");
-                move || checkpointer(checkpoints, wal, flag)
-            })?;
+            .spawn(move || checkpointer(checkpoints, flag))?;
         Ok(Self {
             path,
             jobs: Some(tx),
@@ -146,35 +146,36 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Past this size the WAL is restarted rather than left to grow under sustained writes.
-const WAL_LIMIT: u64 = 64 * 1024 * 1024;
+/// Past this size the writer restarts the WAL between two groups.
+const WAL_LIMIT: u64 = 32 * 1024 * 1024;
 
-/// Copies the WAL into the database every half second, off the writer's path, so commits
-/// never stop for a checkpoint. A passive checkpoint never blocks the writer, but under
-/// sustained load it never finishes either, and the WAL only grows; past [`WAL_LIMIT`] a
-/// restarting checkpoint (which briefly holds the writer back) lets the log start over.
-/// Ends with a truncating checkpoint when the store closes.
-fn checkpointer(conn: Connection, wal: PathBuf, running: Arc<AtomicBool>) {
+/// Copies the WAL into the database every 100 ms, off the writer's path, so that when the
+/// writer restarts the log (see `write_loop`) there is little left to copy. Ends with a
+/// truncating checkpoint when the store closes.
+fn checkpointer(conn: Connection, running: Arc<AtomicBool>) {
     let mut ticks = 0u32;
     while running.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(50));
         ticks += 1;
-        if ticks % 10 != 0 {
+        if ticks % 2 != 0 {
             continue;
         }
-        let big = std::fs::metadata(&wal)
-            .map(|m| m.len() > WAL_LIMIT)
-            .unwrap_or(false);
-        let sql = if big {
-            "PRAGMA wal_checkpoint(RESTART)"
-        } else {
-            "PRAGMA wal_checkpoint(PASSIVE)"
-        };
-        if let Err(e) = conn.query_row(sql, [], |_| Ok(())) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(error = %e, "checkpoint skipped");
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+/// Restarts the log when it has grown past [`WAL_LIMIT`]. Only the writer can do this under
+/// sustained load: another connection never finds a gap between the writer's transactions,
+/// and a log that only grows costs a fresh (zeroed) page for every frame written.
+fn restart_wal_if_large(conn: &Connection, wal: &Path) {
+    if std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "could not restart the WAL yet");
+        }
+    }
 }
 
 fn in_savepoint<T>(
@@ -197,8 +198,14 @@ fn in_savepoint<T>(
     }
 }
 
-fn write_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, listener: Arc<dyn CommitListener>) {
+fn write_loop(
+    conn: Connection,
+    wal: PathBuf,
+    mut rx: mpsc::Receiver<Job>,
+    listener: Arc<dyn CommitListener>,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut groups = 0u64;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -235,6 +242,10 @@ fn write_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, listener: Arc<dyn C
         }
         for finish in finishers {
             finish(ok);
+        }
+        groups += 1;
+        if groups % 32 == 0 {
+            restart_wal_if_large(&conn, &wal);
         }
     }
     tracing::debug!("sqlite writer stopped");
