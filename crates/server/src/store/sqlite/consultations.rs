@@ -1,6 +1,6 @@
 //! Consultations: creation under the one-active rules, transitions, participants, chat list, feedback.
 
-use super::messages;
+use super::messages::{self, UNREAD};
 use super::rows::{self, CONSULTATION_SELECT, USER_COLS};
 use crate::error::{Error, Result};
 use crate::state::{decide, Action, Role};
@@ -157,8 +157,9 @@ pub fn transition(
 pub fn participants(c: &Connection, id: &ConsultationId) -> Result<Vec<ParticipantRow>> {
     let cons = rows::require_consultation(c, id.as_str())?;
     let mut st = c.prepare_cached(&format!(
-        "SELECT {USER_COLS}, p.joined_at, p.delivered_seq, p.read_seq, p.unread_count
-         FROM participants p JOIN users u ON u.id = p.user_id WHERE p.consultation_id = ?1"
+        "SELECT {USER_COLS}, p.joined_at, p.delivered_seq, p.read_seq, {UNREAD}
+         FROM participants p JOIN users u ON u.id = p.user_id
+         JOIN consultations k ON k.consultation_id = p.consultation_id WHERE p.consultation_id = ?1"
     ))?;
     let mut list: Vec<ParticipantRow> = st
         .query_map([id.as_str()], |r| {
@@ -235,7 +236,10 @@ pub fn chat_list(
         let other =
             rows::load_user(c, other_id)?.ok_or_else(|| Error::internal("participant vanished"))?;
         let unread_count: i64 = c.query_row(
-            "SELECT unread_count FROM participants WHERE consultation_id = ?1 AND user_id = ?2",
+            &format!(
+                "SELECT {UNREAD} FROM participants p JOIN consultations k ON k.consultation_id = p.consultation_id
+                 WHERE p.consultation_id = ?1 AND p.user_id = ?2"
+            ),
             params![cons.consultation_id.as_str(), user.0],
             |r| r.get(0),
         )?;

@@ -71,12 +71,23 @@ pub fn insert(
     now: i64,
     committed: &mut Vec<Committed>,
 ) -> Result<Message> {
-    let seq: i64 = c
+    // Messages from a person count as unread for the other person; system lines do not. The
+    // counters live on the consultation row, so a message touches one row besides its own.
+    let (to_customer, to_guide) = match sender_type {
+        SenderType::System => (0, 0),
+        _ if sender == to.customer => (0, 1),
+        _ => (1, 0),
+    };
+    let (seq, customer_unread, guide_unread): (i64, i64, i64) = c
         .prepare_cached(
             "UPDATE consultations SET head_seq = head_seq + 1, total_messages = total_messages + 1,
-             last_message_at = ?2, activity_at = ?2 WHERE consultation_id = ?1 RETURNING head_seq",
+             last_message_at = ?2, activity_at = ?2, customer_unread = customer_unread + ?3,
+             guide_unread = guide_unread + ?4
+             WHERE consultation_id = ?1 RETURNING head_seq, customer_unread, guide_unread",
         )?
-        .query_row(params![to.id, now], |r| r.get(0))?;
+        .query_row(params![to.id, now, to_customer, to_guide], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     let message_id = uuid::Uuid::now_v7().to_string();
     c.prepare_cached(
         "INSERT INTO messages (consultation_id, seq, message_id, client_msg_id, sender_id, sender_type, kind, content,
@@ -94,22 +105,10 @@ pub fn insert(
         media.map(|m| m.media_id.as_str()),
         now
     ])?;
-    // Messages from a person count as unread for the other person; system lines do not.
-    let unread = if sender_type == SenderType::System {
-        None
-    } else {
-        let other = if sender == to.customer {
-            to.guide
-        } else {
-            to.customer
-        };
-        let count: i64 = c
-            .prepare_cached(
-                "UPDATE participants SET unread_count = unread_count + 1
-                 WHERE consultation_id = ?1 AND user_id = ?2 RETURNING unread_count",
-            )?
-            .query_row(params![to.id, other.0], |r| r.get(0))?;
-        Some((other, count))
+    let unread = match (to_customer, to_guide) {
+        (1, _) => Some((to.customer, customer_unread)),
+        (_, 1) => Some((to.guide, guide_unread)),
+        _ => None,
     };
     let message = Message {
         message_id: MessageId(message_id),
@@ -281,7 +280,11 @@ pub fn mark(
     }
     let up_to = up_to.clamp(0, cons.head_seq);
     let (delivered, read, unread): (i64, i64, i64) = c.query_row(
-        "SELECT delivered_seq, read_seq, unread_count FROM participants WHERE consultation_id = ?1 AND user_id = ?2",
+        &format!(
+            "SELECT p.delivered_seq, p.read_seq, {UNREAD} FROM participants p
+         JOIN consultations k ON k.consultation_id = p.consultation_id
+         WHERE p.consultation_id = ?1 AND p.user_id = ?2"
+        ),
         params![id.as_str(), user.0],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
@@ -309,9 +312,17 @@ pub fn mark(
         unread
     };
     c.execute(
-        "UPDATE participants SET delivered_seq = ?1, read_seq = ?2, unread_count = ?3
-         WHERE consultation_id = ?4 AND user_id = ?5",
-        params![new_delivered, new_read, new_unread, id.as_str(), user.0],
+        "UPDATE participants SET delivered_seq = ?1, read_seq = ?2 WHERE consultation_id = ?3 AND user_id = ?4",
+        params![new_delivered, new_read, id.as_str(), user.0],
+    )?;
+    let column = if user == cons.customer_id {
+        "customer_unread"
+    } else {
+        "guide_unread"
+    };
+    c.execute(
+        &format!("UPDATE consultations SET {column} = ?1 WHERE consultation_id = ?2"),
+        params![new_unread, id.as_str()],
     )?;
     Ok(Progress {
         delivered_seq: new_delivered,
@@ -320,6 +331,10 @@ pub fn mark(
         changed: true,
     })
 }
+
+/// A participant's unread count, in a query joining participants `p` and consultations `k`.
+pub const UNREAD: &str =
+    "CASE WHEN p.user_id = k.customer_id THEN k.customer_unread ELSE k.guide_unread END";
 
 pub fn media(c: &Connection, id: &MediaId) -> Result<Option<MediaRow>> {
     Ok(c.prepare_cached(&format!(

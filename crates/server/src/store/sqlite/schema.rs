@@ -83,7 +83,9 @@ const MIGRATIONS: &[&str] = &[
         head_seq         INTEGER NOT NULL DEFAULT 0,
         total_messages   INTEGER NOT NULL DEFAULT 0,
         last_message_at  INTEGER,
-        activity_at      INTEGER NOT NULL
+        activity_at      INTEGER NOT NULL,
+        customer_unread  INTEGER NOT NULL DEFAULT 0,
+        guide_unread     INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX one_active_per_customer ON consultations (customer_id)
         WHERE status IN ('requested', 'accepted', 'in_progress');
@@ -98,7 +100,6 @@ const MIGRATIONS: &[&str] = &[
         joined_at        INTEGER,
         delivered_seq    INTEGER NOT NULL DEFAULT 0,
         read_seq         INTEGER NOT NULL DEFAULT 0,
-        unread_count     INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (consultation_id, user_id)
     ) WITHOUT ROWID;
     CREATE TABLE media (
