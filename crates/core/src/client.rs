@@ -423,31 +423,22 @@ impl Client {
             .await
     }
 
-    /// The chat list from the server (kept locally), or from the device when offline.
+    /// The chat list from the server; each consultation and its unread count are kept locally,
+    /// so the realtime actor follows them and history opens from the device.
     pub async fn chat_list(&self) -> Result<Vec<ChatListItem>> {
-        match self
-            .inner
-            .api
-            .get::<ChatList>("/consultations?limit=100")
-            .await
-        {
-            Ok(list) => {
-                for item in &list.items {
-                    let k = item.consultation.clone();
-                    let unread = item.unread_count;
-                    self.inner
-                        .db
-                        .call(move |db| {
-                            db::upsert_consultation(db, &k)?;
-                            db::set_unread(db, k.consultation_id.as_str(), unread)
-                        })
-                        .await?;
-                }
-                Ok(list.items)
-            }
-            Err(e) if e.code == codes::OFFLINE => Err(e),
-            Err(e) => Err(e),
+        let list: ChatList = self.inner.api.get("/consultations?limit=100").await?;
+        for item in &list.items {
+            let k = item.consultation.clone();
+            let unread = item.unread_count;
+            self.inner
+                .db
+                .call(move |db| {
+                    db::upsert_consultation(db, &k)?;
+                    db::set_unread(db, k.consultation_id.as_str(), unread)
+                })
+                .await?;
         }
+        Ok(list.items)
     }
 
     // ---- messages

@@ -284,20 +284,6 @@ pub fn set_unread(c: &Connection, id: &str, count: i64) -> Result<()> {
     Ok(())
 }
 
-/// Consultations for the chat list, newest activity first.
-pub fn chat_list(c: &Connection, limit: usize) -> Result<Vec<(Consultation, i64)>> {
-    let mut st = c.prepare(
-        "SELECT body, unread_count FROM consultations ORDER BY activity_at DESC LIMIT ?1",
-    )?;
-    let rows: Vec<(String, i64)> = st
-        .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(b, n)| serde_json::from_str(&b).ok().map(|k| (k, n)))
-        .collect())
-}
-
 // ---- messages
 
 const MESSAGE_SELECT: &str = "SELECT m.consultation_id, m.sender_id, m.client_msg_id, m.message_id, m.seq,
@@ -701,13 +687,4 @@ pub fn history(
         page.extend(pending);
     }
     Ok(page)
-}
-
-/// The lowest seq held for a consultation (0 with none).
-pub fn lowest_seq(c: &Connection, id: &str) -> Result<i64> {
-    Ok(c.query_row(
-        "SELECT COALESCE(MIN(seq), 0) FROM messages WHERE consultation_id = ?1",
-        [id],
-        |r| r.get(0),
-    )?)
 }

@@ -327,11 +327,6 @@ impl Hub {
         }
     }
 
-    /// Number of open connections of a user.
-    pub fn connection_count(&self, user: UserId) -> usize {
-        self.lock().by_user.get(&user).map_or(0, Vec::len)
-    }
-
     /// Wakes when a message with a higher seq is committed in `cid` (long poll).
     pub fn poll_receiver(&self, cid: &ConsultationId) -> watch::Receiver<i64> {
         let mut st = self.lock();
