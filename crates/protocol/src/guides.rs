@@ -1,6 +1,6 @@
-//! Guides (astrologers): the list, a guide's own profile, online/offline.
+//! Guides (astrologers): the list, a guide's own profile, online/offline, ratings received.
 
-use crate::ids::UserId;
+use crate::ids::{ConsultationId, UserId};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -96,4 +96,37 @@ pub enum GuideAvailability {
 pub struct GuideStatusRequest {
     /// The wanted availability.
     pub status: GuideAvailability,
+}
+
+/// One rating a guide received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuideRating {
+    /// The consultation rated.
+    pub consultation_id: ConsultationId,
+    /// Who rated it, by the name they show now.
+    pub customer_name: String,
+    /// 1 to 5 stars.
+    pub rating: i64,
+    /// The customer's words, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_text: Option<String>,
+    /// Categories of trouble, empty with none.
+    #[serde(default)]
+    pub issues: Vec<String>,
+    /// When the rating was given.
+    pub submitted_at: Timestamp,
+}
+
+/// `GET /api/v1/guide/ratings` (an extension): the caller's ratings, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuideRatings {
+    /// Average of all ratings received, 0 with none.
+    pub rating_avg: f64,
+    /// Number of ratings received.
+    pub rating_count: i64,
+    /// One page, newest first.
+    pub ratings: Vec<GuideRating>,
+    /// Pass back as `cursor` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }

@@ -110,6 +110,25 @@ fn guide_bodies_match_the_contract() {
 }
 
 #[test]
+fn guide_ratings_extension_round_trips() {
+    let page: GuideRatings = round_trip(json!({"rating_avg":4.5,"rating_count":2,"ratings":[
+        {"consultation_id":"0193a5f0-0000-7000-8000-00000000000d","customer_name":"Meera","rating":5,
+         "feedback_text":"clear","issues":["late"],"submitted_at":"2026-11-22T09:00:00.000Z"},
+        {"consultation_id":"0193a5f0-0000-7000-8000-00000000000c","customer_name":"Ravi","rating":4,
+         "issues":[],"submitted_at":"2026-11-21T10:13:00.000Z"}],
+        "next_cursor":"abc"}));
+    assert_eq!(page.ratings[0].issues, ["late"]);
+    assert_eq!(page.ratings[1].feedback_text, None);
+    let last: GuideRatings = round_trip(json!({"rating_avg":0.0,"rating_count":0,"ratings":[]}));
+    assert_eq!(last.next_cursor, None);
+    let bare: GuideRating =
+        serde_json::from_value(json!({"consultation_id":"c","customer_name":"R",
+        "rating":3,"submitted_at":"2026-11-21T10:13:00.000Z"}))
+        .expect("issues may be absent");
+    assert!(bare.issues.is_empty());
+}
+
+#[test]
 fn customer_profiles_match_the_contract() {
     round_trip::<CustomerProfileInput>(
         json!({"name":"Ravi","date_of_birth":"1990-01-01","time_of_birth":"10:30:00",

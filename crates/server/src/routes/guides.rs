@@ -1,4 +1,5 @@
-//! `/api/v1/guide/*`: the guide list, a guide's own profile, online/offline.
+//! `/api/v1/guide/*`: the guide list, a guide's own profile, online/offline, and (an extension)
+//! the ratings a guide received.
 
 use super::{decode_cursor, encode_cursor, page_size, Json, Query};
 use crate::app::AppState;
@@ -6,10 +7,12 @@ use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use axum::extract::State;
 use tara_protocol::auth::UserType;
+use tara_protocol::consultations::PageQuery;
 use tara_protocol::guides::{
-    Guide, GuideAvailability, GuideList, GuideListQuery, GuideStatusRequest, PresenceStatus,
+    Guide, GuideAvailability, GuideList, GuideListQuery, GuideRatings, GuideStatusRequest,
+    PresenceStatus,
 };
-use tara_protocol::UserId;
+use tara_protocol::{ConsultationId, UserId};
 
 pub async fn list(
     State(app): State<AppState>,
@@ -86,4 +89,57 @@ pub async fn set_status(
         .await?
         .ok_or_else(|| Error::not_found("no guide profile"))?;
     Ok(axum::Json(app.guide_view(g)))
+}
+
+/// `GET /api/v1/guide/ratings`: the caller's ratings, newest first, with the average and count.
+pub async fn ratings(
+    State(app): State<AppState>,
+    me: AuthUser,
+    Query(q): Query<PageQuery>,
+) -> Result<axum::Json<GuideRatings>> {
+    me.require(UserType::Guide)?;
+    let limit = page_size(q.limit, 50, 100);
+    let cursor = match &q.cursor {
+        Some(c) => {
+            let bad = || Error::validation("cursor is not one this server gave out");
+            let raw = decode_cursor(c)?;
+            let (at, id) = raw.split_once(':').ok_or_else(bad)?;
+            if id.is_empty() {
+                return Err(bad());
+            }
+            Some((
+                at.parse::<i64>().map_err(|_| bad())?,
+                ConsultationId(id.to_owned()),
+            ))
+        }
+        None => None,
+    };
+    let g = app
+        .store
+        .guide(me.user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("no guide profile"))?;
+    let mut ratings = app
+        .store
+        .guide_ratings(me.user_id, cursor, limit + 1)
+        .await?;
+    let more = ratings.len() > limit;
+    ratings.truncate(limit);
+    let next_cursor = if more {
+        ratings.last().map(|r| {
+            encode_cursor(&format!(
+                "{}:{}",
+                r.submitted_at.millis(),
+                r.consultation_id
+            ))
+        })
+    } else {
+        None
+    };
+    Ok(axum::Json(GuideRatings {
+        rating_avg: g.rating_avg,
+        rating_count: g.rating_count,
+        ratings,
+        next_cursor,
+    }))
 }

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/guide/all", get(guides::list))
         .route("/guide/profile", get(guides::own_profile))
         .route("/guide/status", post(guides::set_status))
+        .route("/guide/ratings", get(guides::ratings))
         .route(
             "/customers/{customer_id}/profile",
             get(customers::primary).post(customers::save_primary),

@@ -17,6 +17,7 @@ use tara_protocol::consultations::{
     Consultation, ConsultationEvent, FeedbackRequest, FeedbackResponse,
 };
 use tara_protocol::customers::{CustomerProfile, CustomerProfileInput};
+use tara_protocol::guides::GuideRating;
 use tara_protocol::messages::{Message, MessageKind, SenderType};
 use tara_protocol::{ClientMsgId, ConsultationId, MediaId, SessionId, UserId};
 
@@ -383,6 +384,14 @@ pub trait Store: Send + Sync + 'static {
     async fn guide(&self, id: UserId) -> Result<Option<GuideRow>>;
     /// Sets a guide online or offline.
     async fn set_guide_available(&self, id: UserId, available: bool) -> Result<()>;
+    /// A page of the ratings a guide received, newest first, after the cursor
+    /// `(submitted_at_ms, consultation_id)`.
+    async fn guide_ratings(
+        &self,
+        guide: UserId,
+        cursor: Option<(i64, ConsultationId)>,
+        limit: usize,
+    ) -> Result<Vec<GuideRating>>;
 
     // --- customer profiles
     /// Every profile of a customer, primary first.

@@ -1,4 +1,5 @@
-//! Consultations: creation under the one-active rules, transitions, participants, chat list, feedback.
+//! Consultations: creation under the one-active rules, transitions, participants, chat list,
+//! feedback and the ratings a guide received.
 
 use super::messages::{self, UNREAD};
 use super::rows::{self, CONSULTATION_SELECT, USER_COLS};
@@ -9,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tara_protocol::consultations::{
     Consultation, ConsultationStatus, FeedbackRequest, FeedbackResponse,
 };
+use tara_protocol::guides::GuideRating;
 use tara_protocol::messages::{MessageKind, SenderType};
 use tara_protocol::{ConsultationId, ErrorCode, Timestamp, UserId};
 
@@ -310,4 +312,37 @@ pub fn feedback(
         rating: f.rating,
         submitted_at: Timestamp::from_millis(now),
     })
+}
+
+pub fn guide_ratings(
+    c: &Connection,
+    guide: UserId,
+    cursor: Option<(i64, ConsultationId)>,
+    limit: usize,
+) -> Result<Vec<GuideRating>> {
+    let (at, before_id) = cursor
+        .map(|(a, id)| (a, id.0))
+        .unwrap_or((i64::MAX, "\u{10FFFF}".to_owned()));
+    let mut st = c.prepare_cached(
+        "SELECT f.consultation_id, u.display_name, f.rating, f.feedback_text, f.issues, f.submitted_at
+         FROM feedback f JOIN users u ON u.id = f.customer_id
+         WHERE f.guide_id = ?1 AND (f.submitted_at < ?2 OR (f.submitted_at = ?2 AND f.consultation_id < ?3))
+         ORDER BY f.submitted_at DESC, f.consultation_id DESC LIMIT ?4",
+    )?;
+    let list = st
+        .query_map(params![guide.0, at, before_id, limit as i64], |r| {
+            let issues: Option<String> = r.get(4)?;
+            Ok(GuideRating {
+                consultation_id: ConsultationId(r.get(0)?),
+                customer_name: r.get(1)?,
+                rating: r.get(2)?,
+                feedback_text: r.get(3)?,
+                issues: issues
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default(),
+                submitted_at: Timestamp::from_millis(r.get(5)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
 }

@@ -141,6 +141,10 @@ const MIGRATIONS: &[&str] = &[
         submitted_at     INTEGER NOT NULL
     );
     "#,
+    // 2: a guide's ratings, newest first (`GET /guide/ratings`).
+    r#"
+    CREATE INDEX feedback_by_guide ON feedback (guide_id, submitted_at, consultation_id);
+    "#,
 ];
 
 /// Brings a database to the newest schema, one transaction per step.

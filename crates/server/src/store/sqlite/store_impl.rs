@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use tara_protocol::auth::{DeviceInfo, ProfilePatch, UserType};
 use tara_protocol::consultations::{Consultation, FeedbackRequest, FeedbackResponse};
 use tara_protocol::customers::{CustomerProfile, CustomerProfileInput};
+use tara_protocol::guides::GuideRating;
 use tara_protocol::messages::Message;
 use tara_protocol::{ConsultationId, MediaId, SessionId, UserId};
 
@@ -133,6 +134,16 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn guide_ratings(
+        &self,
+        guide: UserId,
+        cursor: Option<(i64, ConsultationId)>,
+        limit: usize,
+    ) -> Result<Vec<GuideRating>> {
+        self.read(move |c| consultations::guide_ratings(c, guide, cursor, limit))
+            .await
     }
 
     async fn profiles(&self, customer: UserId) -> Result<Vec<CustomerProfile>> {
