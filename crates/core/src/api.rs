@@ -20,7 +20,7 @@ use tokio::time::Instant;
 const REFRESH_AHEAD: Duration = Duration::from_secs(60);
 
 /// Who is signed in, as far as this device knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Identity {
     /// The user.
     pub user_id: UserId,

@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub conn: mpsc::UnboundedSender<ConnCmd>,
     pub state: watch::Sender<ConnectionState>,
     pub media_dir: PathBuf,
+    /// Guide presence was asked for: asked again on every new connection.
+    pub watching_guides: std::sync::atomic::AtomicBool,
 }
 
 impl Inner {
@@ -80,7 +82,7 @@ pub struct SyncReport {
 /// The engine.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Client {
@@ -105,6 +107,7 @@ impl Client {
             conn,
             state: watch::channel(ConnectionState::Idle).0,
             media_dir,
+            watching_guides: std::sync::atomic::AtomicBool::new(false),
         });
         let client = Client {
             inner: inner.clone(),
@@ -284,8 +287,11 @@ impl Client {
             .await
     }
 
-    /// Presence of every guide from now on (for a guide list).
+    /// Presence of every guide from now on (for a guide list), over every connection to come.
     pub fn watch_guides(&self) {
+        self.inner
+            .watching_guides
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self
             .inner
             .conn
@@ -475,6 +481,68 @@ impl Client {
         let local = compressed.path.to_string_lossy().into_owned();
         self.queue(id, MessageKind::Image, String::new(), Some(local))
             .await
+    }
+
+    /// Like [`Client::send_image`], from the image's bytes (a file picked in a web view).
+    pub async fn send_image_bytes(
+        &self,
+        id: &ConsultationId,
+        bytes: Vec<u8>,
+    ) -> Result<LocalMessage> {
+        let out = self.inner.media_dir.clone();
+        let compressed =
+            tokio::task::spawn_blocking(move || crate::media::compress_bytes(&bytes, &out))
+                .await
+                .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?
+                .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?;
+        let local = compressed.path.to_string_lossy().into_owned();
+        self.queue(id, MessageKind::Image, String::new(), Some(local))
+            .await
+    }
+
+    /// The bytes of an image message: the copy on this device, or downloaded once and kept.
+    pub async fn image(&self, id: &ConsultationId, client_msg_id: &str) -> Result<Vec<u8>> {
+        let (cid, cmid) = (id.as_str().to_owned(), client_msg_id.to_owned());
+        let m = self
+            .inner
+            .db
+            .call(move |c| db::message_by_cmid(c, &cid, &cmid))
+            .await?
+            .ok_or_else(|| {
+                Error::api(tara_protocol::ErrorCode::NotFound, "no such message here")
+            })?;
+        if let Some(path) = &m.local_path {
+            match tokio::fs::read(path).await {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => tracing::debug!(%path, error = %e, "local image gone; downloading"),
+            }
+        }
+        let media = m.media.ok_or_else(|| {
+            Error::api(
+                tara_protocol::ErrorCode::NotFound,
+                "this message has no image",
+            )
+        })?;
+        let res = self
+            .inner
+            .api
+            .authed(reqwest::Method::GET, &format!("/media/{}", media.media_id))
+            .await?
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            return Err(crate::api::error_of(res).await);
+        }
+        let bytes = res.bytes().await?.to_vec();
+        let path = self.inner.media_dir.join(format!("{}.img", media.media_id));
+        tokio::fs::write(&path, &bytes).await?;
+        let (cid, cmid) = (id.as_str().to_owned(), client_msg_id.to_owned());
+        let p = path.to_string_lossy().into_owned();
+        self.inner
+            .db
+            .call(move |c| db::set_local_path(c, &cid, &cmid, &p))
+            .await?;
+        Ok(bytes)
     }
 
     async fn queue(

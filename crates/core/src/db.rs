@@ -347,6 +347,25 @@ pub fn own_message(c: &Connection, me: UserId, cmid: &str) -> Result<Option<Loca
     .optional()?)
 }
 
+/// Finds a message of a consultation by its idempotency id, whoever sent it.
+pub fn message_by_cmid(c: &Connection, id: &str, cmid: &str) -> Result<Option<LocalMessage>> {
+    Ok(c.query_row(
+        &format!("{MESSAGE_SELECT} WHERE m.consultation_id = ?1 AND m.client_msg_id = ?2"),
+        params![id, cmid],
+        message,
+    )
+    .optional()?)
+}
+
+/// Remembers where a downloaded image lives on this device.
+pub fn set_local_path(c: &Connection, id: &str, cmid: &str, path: &str) -> Result<()> {
+    c.execute(
+        "UPDATE messages SET local_path = ?3 WHERE consultation_id = ?1 AND client_msg_id = ?2",
+        params![id, cmid, path],
+    )?;
+    Ok(())
+}
+
 /// Writes a new message of ours and its outbox item in one transaction.
 #[allow(clippy::too_many_arguments)]
 pub fn queue(

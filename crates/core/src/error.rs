@@ -33,6 +33,8 @@ pub mod codes {
     pub const PROTOCOL: &str = "PROTOCOL";
     /// A wait ran out.
     pub const TIMEOUT: &str = "TIMEOUT";
+    /// The caller asked for something that cannot be (caught before the server is asked).
+    pub const BAD_INPUT: &str = "BAD_INPUT";
 }
 
 impl Error {

@@ -13,9 +13,11 @@
 //! - [`api`]: REST calls with the access token kept fresh by one shared refresh.
 //! - [`tokens`]: the refresh token in the OS keychain, or an owner-only file.
 //! - [`media`]: image compression before upload.
+//! - [`account`]: birth-details profiles, devices, a guide's own card.
 //! - [`events`], [`config`], [`error`].
 #![deny(missing_docs)]
 
+pub mod account;
 pub mod api;
 pub mod client;
 pub mod config;

@@ -322,6 +322,14 @@ impl Session {
                 return Ended::Lost;
             }
         }
+        if self
+            .me
+            .watching_guides
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !Self::send(&mut ws, &ClientFrame::WatchGuides).await
+        {
+            return Ended::Lost;
+        }
         for f in pending.drain(..) {
             if !Self::send(&mut ws, &f).await {
                 return Ended::Lost;

@@ -781,3 +781,45 @@ async fn where_upgrades_are_blocked_the_engine_polls_and_returns_to_the_socket_w
         "and now over the socket"
     );
 }
+
+#[tokio::test]
+async fn guide_presence_asked_for_before_the_link_is_up_still_arrives() {
+    let server = TestServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let guide_id = server.add_guide("+919000000001", "Asha").await;
+    let mut customer = Party::login(
+        &url(&server),
+        &tmp.path().join("customer"),
+        "9811111111",
+        UserType::Customer,
+    )
+    .await;
+    // The guide list asks for presence while the link is down (an app opening offline).
+    customer.client.disconnect();
+    customer
+        .until(|e| {
+            matches!(
+                e,
+                Event::Connection {
+                    state: ConnectionState::Idle
+                }
+            )
+        })
+        .await;
+    customer.client.watch_guides();
+    customer.client.connect();
+
+    let guide = Party::login(
+        &url(&server),
+        &tmp.path().join("guide"),
+        "9000000001",
+        UserType::Guide,
+    )
+    .await;
+    guide.client.set_status(true).await.expect("online");
+    customer
+        .until(|e| {
+            matches!(e, Event::Presence { user_id, status: tara_protocol::guides::PresenceStatus::Online, .. } if user_id.0 == guide_id)
+        })
+        .await;
+}
