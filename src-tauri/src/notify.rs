@@ -1,0 +1,65 @@
+//! Desktop notifications for what a person must not miss while the window is hidden or in the
+//! background: a message, a request (for a guide: urgent, stays until dismissed), accepted, ended.
+//! Clicking one brings the window forward on that chat where the platform reports clicks.
+
+use tara_core::NoticeKind;
+use tauri::{AppHandle, Manager};
+
+/// Shows a notification for `kind`; `open` runs if the person clicks it.
+#[cfg(desktop)]
+pub fn show(
+    app: &AppHandle,
+    kind: NoticeKind,
+    title: String,
+    body: String,
+    open: impl FnOnce() + Send + 'static,
+) {
+    if kind == NoticeKind::Request {
+        if let Some(w) = app.get_webview_window(crate::MAIN) {
+            let _ = w.request_user_attention(Some(tauri::UserAttentionType::Critical));
+        }
+    }
+    // Talking to the notification service blocks (D-Bus on Linux), and on Linux waiting for
+    // the click blocks until the notification closes: its own thread.
+    std::thread::spawn(move || {
+        let mut n = notify_rust::Notification::new();
+        n.appname("Tara").summary(&title).body(&body);
+        #[cfg(all(unix, not(target_os = "macos")))]
+        {
+            n.action("default", "Open")
+                .hint(notify_rust::Hint::Category(
+                    match kind {
+                        NoticeKind::Message => "im.received",
+                        _ => "im",
+                    }
+                    .into(),
+                ));
+            if kind == NoticeKind::Request {
+                n.urgency(notify_rust::Urgency::Critical)
+                    .timeout(notify_rust::Timeout::Never);
+            }
+        }
+        match n.show() {
+            #[cfg(all(unix, not(target_os = "macos")))]
+            Ok(handle) => handle.wait_for_action(|action| {
+                if action == "default" {
+                    open();
+                }
+            }),
+            #[cfg(not(all(unix, not(target_os = "macos"))))]
+            Ok(_) => drop(open),
+            Err(e) => tracing::debug!(error = %e, "no notification service"),
+        }
+    });
+}
+
+/// Phones get notifications from the OS push service, not from here.
+#[cfg(mobile)]
+pub fn show(
+    _app: &AppHandle,
+    _kind: NoticeKind,
+    _title: String,
+    _body: String,
+    _open: impl FnOnce() + Send + 'static,
+) {
+}
