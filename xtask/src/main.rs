@@ -1,18 +1,25 @@
-//! `cargo xtask run | test | load`: the project's two sacred commands and the load tool.
+//! `cargo xtask run | test | load | screenshots`: the project's two sacred commands and helpers.
 //!
-//! - `run`: builds the server and starts it with `--dev --demo` on 127.0.0.1:7700, data in the
-//!   user's data folder, and prints how to log in.
-//! - `test`: `cargo fmt --check`, clippy with `-D warnings`, every test of the workspace.
+//! - `run`: installs what is missing, builds the server and the app, starts the server with
+//!   `--dev --demo` on 127.0.0.1:7700 (data in the user's data folder) and opens two app
+//!   windows, a customer and a guide, and says how to log in.
+//! - `test`: installs what is missing, then `cargo fmt --check`, clippy with `-D warnings`, and
+//!   every test of the workspace (the app's end-to-end tests under Xvfb included).
 //! - `load`: a quick local load run of the server (see `bench/`).
+//! - `screenshots`: reruns the app's end-to-end test and saves its pictures in docs/screenshots.
+
+mod deps;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…]>
-  run    build and start the server (--dev --demo) on 127.0.0.1:7700
-  test   fmt check, clippy -D warnings, every test
-  load   a local load run: messages persisted per second, ack latency";
+const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots>
+  run          build, start the server (--dev --demo) on 127.0.0.1:7700, open a customer and a guide window
+  test         fmt check, clippy -D warnings, every test (installs what is missing)
+  load         a local load run: messages persisted per second, ack latency
+  screenshots  rerun the app's end-to-end test, saving its screenshots to docs/screenshots";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -29,6 +36,7 @@ fn real_main() -> Result<()> {
         "run" => run(&rest),
         "test" => test(),
         "load" => load(&rest),
+        "screenshots" => screenshots(),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -74,43 +82,112 @@ fn data_home() -> PathBuf {
     root().join("tara-data")
 }
 
+/// Children stopped when `run` ends, however it ends.
+struct Running(Vec<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for c in self.0.iter_mut().rev() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for_health(bind: &str) -> Result<()> {
+    let addr: std::net::SocketAddr = bind
+        .parse()
+        .with_context(|| format!("--bind {bind} is not an address"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the server did not start listening on {bind}")
+}
+
 fn run(args: &[String]) -> Result<()> {
     let bind = args
         .windows(2)
         .find(|w| w[0] == "--bind")
         .map(|w| w[1].clone())
         .unwrap_or_else(|| "127.0.0.1:7700".into());
-    println!("building tara-server…");
-    check(
-        "cargo build",
-        cargo().args(["build", "-p", "tara-server"]).status(),
-    )?;
+    let server_only = args.iter().any(|a| a == "--server-only");
+    let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty());
+    let with_app = !server_only && has_display;
+    if with_app {
+        deps::debian(&[deps::BUILD])?;
+    } else {
+        deps::debian(&[&["build-essential", "cmake", "nasm"]])?;
+    }
+    println!("building…");
+    let mut build = cargo();
+    build.args(["build", "-p", "tara-server"]);
+    if with_app {
+        build.args(["-p", "tara-app"]);
+    }
+    check("cargo build", build.status())?;
+
     let data = data_home().join("server");
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let exe = target_dir().join("debug").join("tara-server");
+    let bin = target_dir().join("debug");
+    let mut running = Running(Vec::new());
+    running.0.push(
+        Command::new(bin.join("tara-server"))
+            .args(["serve", "--bind", &bind, "--dev", "--demo", "--data-dir"])
+            .arg(&data)
+            .spawn()
+            .context("starting tara-server")?,
+    );
+    wait_for_health(&bind)?;
+    let url = format!("http://{bind}");
+    if with_app {
+        for profile in ["customer", "guide"] {
+            running.0.push(
+                Command::new(bin.join("tara-app"))
+                    .args(["--profile", profile, "--server", &url])
+                    .spawn()
+                    .context("starting tara-app")?,
+            );
+        }
+    }
     println!(
         "
-Tara server on http://{bind} (dev mode, demo guides), data in {data}
-Log codes print below as `dev otp for +91…: NNNNNN`, and dev mode also returns them as `dev_otp`.
-
-Log in as a customer:
-  curl -s -X POST http://{bind}/api/v1/auth/otp/generate -H 'content-type: application/json' \\
-    -d '{{\"area_code\":\"+91\",\"phone_number\":\"9876543210\",\"user_type\":\"customer\",\"purpose\":\"login\"}}'
-  curl -s -X POST http://{bind}/api/v1/auth/otp/validate -H 'content-type: application/json' \\
-    -d '{{\"request_id\":\"<request_id>\",\"otp_code\":\"<dev_otp>\",\"user_type\":\"customer\",\"device_info\":{{\"device_type\":\"cli\",\"platform\":\"linux\"}},\"phone_number\":\"9876543210\",\"area_code\":\"+91\"}}'
-Demo guides log in the same way with user_type guide and phones 0000000001 to 0000000004.
-The README walks through a whole consultation. Ctrl-C stops the server.
+Tara is running: the server on {url} (dev mode, demo guides), data in {data}.
+{windows}
+Log in (dev mode shows the code on the login screen, and the server log prints
+`dev otp for +91…: NNNNNN`):
+  Guide window:    choose Astrologer, country +91, phone 0000000001 (Asha, a demo guide),
+                   then switch yourself Online.
+  Customer window: choose Customer, +91 and any phone, e.g. 9876543210; pick Asha, Request.
+  The guide accepts; chat, send a picture, end the chat and rate it.
+Scripts can talk to the same server: see the README (curl, websocat, tara-cli).
+Ctrl-C stops everything.
 ",
-        data = data.display()
+        data = data.display(),
+        windows = if with_app {
+            "Two app windows are opening: \"Tara — customer\" and \"Tara — guide\"."
+        } else if server_only {
+            "(--server-only: no app windows.)"
+        } else {
+            "No display found (DISPLAY/WAYLAND_DISPLAY unset), so no app windows: server only."
+        },
     );
-    let status = Command::new(&exe)
-        .args(["serve", "--bind", &bind, "--dev", "--demo", "--data-dir"])
-        .arg(&data)
-        .status();
+    // Ends when the server ends (Ctrl-C reaches the whole foreground group).
+    let status = running.0[0].wait();
     check("tara-server", status)
 }
 
 fn test() -> Result<()> {
+    deps::debian(&[deps::BUILD, deps::TEST])?;
+    deps::tauri_driver()?;
     check(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]).status(),
@@ -151,6 +228,18 @@ fn load(args: &[String]) -> Result<()> {
                 "--",
             ])
             .args(args)
+            .status(),
+    )
+}
+
+fn screenshots() -> Result<()> {
+    deps::debian(&[deps::BUILD, deps::TEST])?;
+    deps::tauri_driver()?;
+    check(
+        "the app's end-to-end test",
+        cargo()
+            .args(["test", "-p", "tara-app", "--test", "app"])
+            .env("TARA_SCREENSHOTS", root().join("docs/screenshots"))
             .status(),
     )
 }
