@@ -164,9 +164,9 @@ Tara is running: the server on {url} (dev mode, demo guides), data in {data}.
 {windows}
 Log in (dev mode shows the code on the login screen, and the server log prints
 `dev otp for +91…: NNNNNN`):
-  Guide window:    choose Astrologer, country +91, phone 0000000001 (Asha, a demo guide),
+  Guide window:    choose Astrologer, country +91, phone 0000000001 (Asha Iyer, a demo guide),
                    then switch yourself Online.
-  Customer window: choose Customer, +91 and any phone, e.g. 9876543210; pick Asha, Request.
+  Customer window: choose Customer, +91 and any phone, e.g. 9876543210; pick Asha Iyer, request a chat.
   The guide accepts; chat, send a picture, end the chat and rate it.
 Scripts can talk to the same server: see the README (curl, websocat, tara-cli).
 Ctrl-C stops everything.
