@@ -53,3 +53,62 @@ impl EventHub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).channel = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::{Arc, Mutex as StdMutex};
+    use tauri::ipc::InvokeResponseBody;
+
+    /// A channel whose deliveries land in a list, as the page would receive them.
+    fn page() -> (Channel<Value>, Arc<StdMutex<Vec<Value>>>) {
+        let got = Arc::new(StdMutex::new(Vec::new()));
+        let sink = got.clone();
+        let ch = Channel::new(move |body| {
+            if let InvokeResponseBody::Json(s) = body {
+                sink.lock().unwrap().push(serde_json::from_str(&s).unwrap());
+            }
+            Ok(())
+        });
+        (ch, got)
+    }
+
+    #[test]
+    fn events_before_the_page_is_ready_arrive_first_and_in_order() {
+        let hub = EventHub::default();
+        hub.push(json!({"n": 1}));
+        hub.push(json!({"n": 2}));
+        let (ch, got) = page();
+        hub.subscribe(ch);
+        hub.push(json!({"n": 3}));
+        let n: Vec<i64> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(n, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_reloading_page_misses_nothing() {
+        let hub = EventHub::default();
+        let (first, got_first) = page();
+        hub.subscribe(first);
+        hub.push(json!({"n": 1}));
+        hub.detach();
+        hub.push(json!({"n": 2}));
+        let (second, got_second) = page();
+        hub.subscribe(second);
+        hub.push(json!({"n": 3}));
+        assert_eq!(got_first.lock().unwrap().len(), 1);
+        let n: Vec<i64> = got_second
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| v["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(n, [2, 3]);
+    }
+}
