@@ -94,7 +94,7 @@ fn setup(app: &mut tauri::App, args: Args) -> Result<(), Box<dyn std::error::Err
     let paths = Paths::resolve(&args.profile, &path.app_data_dir()?, &path.app_log_dir()?);
 
     let claim = instance::claim(&paths.profile_dir)?;
-    let instance = match claim {
+    let mut instance = match claim {
         instance::Claim::First(i) => i,
         instance::Claim::Running => {
             eprintln!(
@@ -112,7 +112,7 @@ fn setup(app: &mut tauri::App, args: Args) -> Result<(), Box<dyn std::error::Err
             .map_err(|e| format!("--server / TARA_SERVER {s:?}: {e}"))?,
         None => options::DEFAULT_SERVER.to_owned(),
     };
-    tracing::info!(profile = %args.profile, %server, data = %paths.data_dir.display(), "starting");
+    tracing::info!(profile = %args.profile, %server, data = %paths.data_dir(&server).display(), "starting");
 
     let shell = tauri::async_runtime::block_on(shell::Shell::start(
         app.handle().clone(),

@@ -70,10 +70,8 @@ impl Args {
 /// Where one profile keeps its files.
 #[derive(Debug, Clone)]
 pub struct Paths {
-    /// `<base>/profiles/<profile>`: the lock, the settings.
+    /// `<base>/profiles/<profile>`: the lock, the settings, and one folder per server.
     pub profile_dir: PathBuf,
-    /// The engine's store, images, and (without a keychain) the refresh token.
-    pub data_dir: PathBuf,
     /// Log files.
     pub log_dir: PathBuf,
     /// Whether TARA_DATA_DIR moved everything (then nothing goes to the keychain either).
@@ -90,12 +88,38 @@ impl Paths {
         };
         let profile_dir = base.join("profiles").join(profile);
         Self {
-            data_dir: profile_dir.join("data"),
             profile_dir,
             log_dir,
             relocated: relocated.is_some(),
         }
     }
+}
+
+impl Paths {
+    /// The engine's store, images and (without a keychain) refresh token for one server. Each
+    /// server has its own: a sign-in or a chat of one server is never shown to, or sent to,
+    /// another.
+    pub fn data_dir(&self, server_url: &str) -> PathBuf {
+        self.profile_dir
+            .join("servers")
+            .join(server_slug(server_url))
+    }
+}
+
+/// A folder name for a server: `http://127.0.0.1:7700` → `http_127.0.0.1_7700`.
+fn server_slug(url: &str) -> String {
+    let mut out = String::new();
+    for c in url.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+            c
+        } else {
+            '_'
+        };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// What a profile remembers between runs.
@@ -160,6 +184,18 @@ mod tests {
         assert!(normalize_server("127.0.0.1:7700").is_err());
         assert!(normalize_server("http://").is_err());
         assert!(normalize_server("http://host/api").is_err());
+    }
+
+    #[test]
+    fn each_server_has_its_own_folder() {
+        let p = Paths::resolve("customer", Path::new("/d"), Path::new("/l"));
+        let a = p.data_dir("http://127.0.0.1:7700");
+        assert_eq!(
+            a,
+            Path::new("/d/profiles/customer/servers/http_127.0.0.1_7700")
+        );
+        assert_ne!(a, p.data_dir("https://127.0.0.1:7700"));
+        assert_ne!(a, p.data_dir("http://127.0.0.1:7701"));
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl Shell {
         crate::commands::info_json(
             &self.profile,
             &self.server_url(),
-            &self.paths.data_dir,
+            &self.paths.data_dir(&self.server_url()),
             client.identity(),
             connection,
             queued,
@@ -126,13 +126,13 @@ impl Shell {
 }
 
 fn client_config(profile: &str, paths: &Paths, server_url: &str) -> ClientConfig {
-    let mut config = ClientConfig::new(server_url, &paths.data_dir);
+    let mut config = ClientConfig::new(server_url, paths.data_dir(server_url));
     // TARA_DATA_DIR moves everything, the sign-in too: a test or a portable install must
     // not read or overwrite the keychain entry of the person's real profile.
     if !paths.relocated {
         config.token_store = TokenStoreKind::Keychain {
             service: "app.tara.chat".into(),
-            account: profile.into(),
+            account: format!("{profile} {server_url}"),
         };
     }
     config

@@ -115,6 +115,8 @@ export function settingsScreen() {
     try {
       state.info = await call('set_server_url', { url: value });
       toast('Server saved');
+      // Each server has its own sign-in and chats: start over on this one.
+      setTimeout(() => window.location.reload(), 400);
     } catch (err) {
       urlError.hidden = false;
       urlError.textContent = errorText(err);
