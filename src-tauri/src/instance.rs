@@ -1,14 +1,15 @@
 //! One instance per profile: the first holds a lock in the profile folder; a second start asks
-//! the first (over a socket beside the lock) to come forward, and exits.
+//! the first (over a Unix socket beside the lock) to come forward, and exits.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Held for the life of the instance.
 pub struct Instance {
     _lock: File,
+    /// Bound as soon as the lock is held, so a knock during start-up waits in the queue.
     #[cfg(unix)]
-    socket: PathBuf,
+    listener: Option<std::os::unix::net::UnixListener>,
 }
 
 /// What starting found.
@@ -28,11 +29,24 @@ pub fn claim(profile_dir: &Path) -> std::io::Result<Claim> {
         .write(true)
         .open(profile_dir.join("instance.lock"))?;
     match lock.try_lock() {
-        Ok(()) => Ok(Claim::First(Instance {
-            _lock: lock,
+        Ok(()) => {
             #[cfg(unix)]
-            socket: profile_dir.join("instance.sock"),
-        })),
+            let listener = {
+                // A socket left by a crash is ours to replace: we hold the lock.
+                let path = profile_dir.join("instance.sock");
+                let _ = std::fs::remove_file(&path);
+                std::os::unix::net::UnixListener::bind(&path)
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "no instance socket; a second start will not bring this one forward");
+                    })
+                    .ok()
+            };
+            Ok(Claim::First(Instance {
+                _lock: lock,
+                #[cfg(unix)]
+                listener,
+            }))
+        }
         Err(std::fs::TryLockError::WouldBlock) => {
             #[cfg(unix)]
             {
@@ -51,18 +65,10 @@ pub fn claim(profile_dir: &Path) -> std::io::Result<Claim> {
 
 impl Instance {
     /// Calls `show` whenever a second start of this profile knocks.
-    pub fn listen(&self, show: impl Fn() + Send + 'static) {
+    pub fn listen(&mut self, show: impl Fn() + Send + 'static) {
         #[cfg(unix)]
-        {
+        if let Some(listener) = self.listener.take() {
             use std::io::Read;
-            let _ = std::fs::remove_file(&self.socket);
-            let listener = match std::os::unix::net::UnixListener::bind(&self.socket) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "no instance socket; a second start will not bring this one forward");
-                    return;
-                }
-            };
             std::thread::spawn(move || {
                 for mut stream in listener.incoming().flatten() {
                     let mut buf = [0u8; 16];
@@ -73,6 +79,7 @@ impl Instance {
                 }
             });
         }
+        // Elsewhere a second start only exits; bringing the window forward needs a named pipe.
         #[cfg(not(unix))]
         let _ = show;
     }
@@ -85,7 +92,7 @@ mod tests {
     #[test]
     fn a_second_claim_of_a_profile_is_refused_until_the_first_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let first = match claim(dir.path()).unwrap() {
+        let mut first = match claim(dir.path()).unwrap() {
             Claim::First(i) => i,
             Claim::Running => panic!("nobody held the profile"),
         };
