@@ -2,8 +2,25 @@
 //! background: a message, a request (for a guide: urgent, stays until dismissed), accepted, ended.
 //! Clicking one brings the window forward on that chat where the platform reports clicks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tara_core::NoticeKind;
 use tauri::{AppHandle, Manager};
+
+/// Notifications whose click is still awaited (each holds a thread until it closes; notification
+/// trays may keep them for long). Past this many, new ones show without waiting for a click.
+const MAX_AWAITING: usize = 16;
+static AWAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Linux notification servers may read the body as markup: other people's text must stay text.
+pub fn plain(s: &str) -> String {
+    if cfg!(all(unix, not(target_os = "macos"))) {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    } else {
+        s.to_owned()
+    }
+}
 
 /// Shows a notification for `kind`; `open` runs if the person clicks it.
 #[cfg(desktop)]
@@ -23,7 +40,9 @@ pub fn show(
     // the click blocks until the notification closes: its own thread.
     std::thread::spawn(move || {
         let mut n = notify_rust::Notification::new();
-        n.appname("Tara").summary(&title).body(&body);
+        n.appname("Tara")
+            .summary(&plain(&title))
+            .body(&plain(&body));
         #[cfg(all(unix, not(target_os = "macos")))]
         {
             n.action("default", "Open")
@@ -41,11 +60,16 @@ pub fn show(
         }
         match n.show() {
             #[cfg(all(unix, not(target_os = "macos")))]
-            Ok(handle) => handle.wait_for_action(|action| {
-                if action == "default" {
-                    open();
+            Ok(handle) => {
+                if AWAITING.fetch_add(1, Ordering::Relaxed) < MAX_AWAITING {
+                    handle.wait_for_action(|action| {
+                        if action == "default" {
+                            open();
+                        }
+                    });
                 }
-            }),
+                AWAITING.fetch_sub(1, Ordering::Relaxed);
+            }
             #[cfg(not(all(unix, not(target_os = "macos"))))]
             Ok(_) => drop(open),
             Err(e) => tracing::debug!(error = %e, "no notification service"),
@@ -62,4 +86,16 @@ pub fn show(
     _body: String,
     _open: impl FnOnce() + Send + 'static,
 ) {
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[cfg(all(unix, not(target_os = "macos")))]
+    fn message_text_is_not_read_as_markup() {
+        assert_eq!(
+            super::plain("<a href=x>win</a> & more"),
+            "&lt;a href=x&gt;win&lt;/a&gt; &amp; more"
+        );
+    }
 }
