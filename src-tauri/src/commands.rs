@@ -94,9 +94,9 @@ pub async fn session_revoke(shell: S<'_>, session_id: String) -> Result<()> {
 #[tauri::command]
 pub async fn guides(shell: S<'_>) -> Result<Vec<Guide>> {
     let client = shell.client();
-    let list = client.guides(false).await?;
+    // Watch first: a change while the list is on its way still arrives.
     client.watch_guides();
-    Ok(list)
+    client.guides(false).await
 }
 
 #[tauri::command]

@@ -523,6 +523,20 @@ impl Client {
                 "this message has no image",
             )
         })?;
+        // The id names a file here: only an id that cannot leave the media folder.
+        let id_ok = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 100
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if !id_ok(media.media_id.as_str()) {
+            return Err(Error::new(
+                codes::PROTOCOL,
+                "the server sent an unusable media id",
+            ));
+        }
         let res = self
             .inner
             .api
