@@ -472,14 +472,7 @@ impl Client {
     /// queues it; it is uploaded and sent in order with the texts around it.
     pub async fn send_image(&self, id: &ConsultationId, path: &Path) -> Result<LocalMessage> {
         let input = path.to_path_buf();
-        let out = self.inner.media_dir.clone();
-        let compressed =
-            tokio::task::spawn_blocking(move || crate::media::compress_file(&input, &out))
-                .await
-                .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?
-                .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?;
-        let local = compressed.path.to_string_lossy().into_owned();
-        self.queue(id, MessageKind::Image, String::new(), Some(local))
+        self.queue_image(id, move |out| crate::media::compress_file(&input, out))
             .await
     }
 
@@ -489,12 +482,23 @@ impl Client {
         id: &ConsultationId,
         bytes: Vec<u8>,
     ) -> Result<LocalMessage> {
+        self.queue_image(id, move |out| crate::media::compress_bytes(&bytes, out))
+            .await
+    }
+
+    /// Compresses (off the async threads) into the media folder, then queues the image.
+    async fn queue_image(
+        &self,
+        id: &ConsultationId,
+        compress: impl FnOnce(&Path) -> Result<crate::media::Compressed, crate::media::MediaError>
+            + Send
+            + 'static,
+    ) -> Result<LocalMessage> {
         let out = self.inner.media_dir.clone();
-        let compressed =
-            tokio::task::spawn_blocking(move || crate::media::compress_bytes(&bytes, &out))
-                .await
-                .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?
-                .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?;
+        let compressed = tokio::task::spawn_blocking(move || compress(&out))
+            .await
+            .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?
+            .map_err(|e| Error::new(codes::IMAGE_INVALID, e.to_string()))?;
         let local = compressed.path.to_string_lossy().into_owned();
         self.queue(id, MessageKind::Image, String::new(), Some(local))
             .await
