@@ -289,6 +289,33 @@ impl Session {
         }
     }
 
+    /// The highest seq this device holds without a gap (0 when unknown).
+    async fn contiguous(&self, id: &ConsultationId) -> i64 {
+        let cid = id.clone();
+        self.me
+            .db
+            .call(move |c| db::contiguous_seq(c, cid.as_str()))
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Subscribes to a consultation not yet followed on this connection, from what the device
+    /// holds. False when the connection is lost.
+    async fn follow(&mut self, ws: &mut Socket, id: ConsultationId) -> bool {
+        if !self.following.insert(id.clone()) {
+            return true;
+        }
+        let seq = self.contiguous(&id).await;
+        Self::send(
+            ws,
+            &ClientFrame::Subscribe {
+                consultation_id: id,
+                after_seq: seq,
+            },
+        )
+        .await
+    }
+
     async fn send(ws: &mut Socket, frame: &ClientFrame) -> bool {
         match serde_json::to_string(frame) {
             Ok(text) => ws.send(WsMessage::Text(text.into())).await.is_ok(),
@@ -393,12 +420,8 @@ impl Session {
                         if !self.drain(&mut ws).await { return Ended::Lost }
                     }
                     Some(ConnCmd::Follow(id)) => {
-                        if self.following.insert(id.clone()) {
-                            let cid = id.clone();
-                            let seq = self.me.db.call(move |c| db::contiguous_seq(c, cid.as_str())).await.unwrap_or(0);
-                            if !Self::send(&mut ws, &ClientFrame::Subscribe { consultation_id: id, after_seq: seq }).await {
-                                return Ended::Lost;
-                            }
+                        if !self.follow(&mut ws, id).await {
+                            return Ended::Lost;
                         }
                     }
                     Some(ConnCmd::Frame(f)) => {
@@ -472,22 +495,8 @@ impl Session {
             });
             return true;
         }
-        if !self.following.contains(&item.consultation_id) {
-            self.following.insert(item.consultation_id.clone());
-            let cid = item.consultation_id.clone();
-            let seq = self
-                .me
-                .db
-                .call(move |c| db::contiguous_seq(c, cid.as_str()))
-                .await
-                .unwrap_or(0);
-            let sub = ClientFrame::Subscribe {
-                consultation_id: item.consultation_id.clone(),
-                after_seq: seq,
-            };
-            if !Self::send(ws, &sub).await {
-                return false;
-            }
+        if !self.follow(ws, item.consultation_id.clone()).await {
+            return false;
         }
         let cmid = item.client_msg_id.clone();
         let _ = self
@@ -715,13 +724,7 @@ impl Session {
             Err(e) => tracing::error!(error = %e, "cannot store a message"),
         }
         let cid = message.consultation_id.clone();
-        let c2 = cid.clone();
-        let seq = self
-            .me
-            .db
-            .call(move |c| db::contiguous_seq(c, c2.as_str()))
-            .await
-            .unwrap_or(0);
+        let seq = self.contiguous(&cid).await;
         self.deliver_up_to(ws, cid, seq).await
     }
 
@@ -826,22 +829,7 @@ impl Session {
             consultation: c,
         });
         if follow {
-            self.following.insert(id.clone());
-            let cid = id.clone();
-            let seq = self
-                .me
-                .db
-                .call(move |c| db::contiguous_seq(c, cid.as_str()))
-                .await
-                .unwrap_or(0);
-            return Self::send(
-                ws,
-                &ClientFrame::Subscribe {
-                    consultation_id: id,
-                    after_seq: seq,
-                },
-            )
-            .await;
+            return self.follow(ws, id).await;
         }
         // A consultation that opened for messages may have queued ones waiting.
         self.drain(ws).await
