@@ -145,6 +145,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX feedback_by_guide ON feedback (guide_id, submitted_at, consultation_id);
     "#,
+    // 3: the idempotency index keyed by the client id first. Client ids are UUIDv7 (time
+    // first), so new entries land at the right edge of the index instead of in one leaf page
+    // per sender; a group commit then writes a handful of index pages instead of hundreds.
+    // Lookups give both columns, so they use it the same way.
+    r#"
+    DROP INDEX messages_idempotency;
+    CREATE UNIQUE INDEX messages_idempotency ON messages (client_msg_id, sender_id);
+    "#,
 ];
 
 /// Brings a database to the newest schema, one transaction per step.
