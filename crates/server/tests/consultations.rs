@@ -1115,3 +1115,83 @@ async fn the_guide_list_shows_who_is_online_busy_or_offline() {
     let (all, _) = all_pages(&server, &customer, "").await;
     assert_eq!(status_of(&all, online.id), "offline");
 }
+
+/// Every chat of `user`, following `next_cursor`: (consultation ids in order, pages).
+async fn all_chats(server: &TestServer, user: &User, limit: usize) -> (Vec<Value>, usize) {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/consultations?limit={limit}&cursor={c}"),
+            None => format!("/consultations?limit={limit}"),
+        };
+        let page: Value = server.get(&path, Some(user)).await.ok();
+        pages += 1;
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(pages < 20, "the cursor keeps going");
+    }
+    (items, pages)
+}
+
+#[tokio::test]
+async fn the_chat_list_pages_newest_first_and_shows_only_ones_own_chats() {
+    let server = TestServer::start().await;
+    let (guide, _guide_ws) = server.online_guide("9000000001", "Asha").await;
+    let stranger = server.customer("9876543299").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let customer = server.customer(&format!("98765432{n:02}")).await;
+        let id = requested(&server, &customer, &guide).await;
+        act(&server, &guide, &id, "accept").await.ok::<Value>();
+        server
+            .post(
+                &format!("/consultation/{id}/messages"),
+                Some(&customer),
+                json!({"client_msg_id": format!("c-{n}"), "kind": "text", "content": format!("question {n}")}),
+            )
+            .await
+            .created::<Value>();
+        // Keep every move at least a millisecond apart, so the order is not a tie.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if n < 2 {
+            complete(&server, &guide, &id).await.ok::<Value>();
+        }
+        ids.push(id);
+    }
+    // The first two ended in turn; the third's latest move is its message.
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    for limit in [100, 2, 1] {
+        let (items, pages) = all_chats(&server, &guide, limit).await;
+        let got: Vec<&str> = items
+            .iter()
+            .map(|i| i["consultation"]["consultation_id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(got, newest_first, "limit={limit}");
+        assert_eq!(
+            pages,
+            3usize.div_ceil(limit),
+            "no empty last page (limit={limit})"
+        );
+    }
+    let (items, _) = all_chats(&server, &guide, 100).await;
+    assert_eq!(items[0]["last_message"]["content"], "question 2");
+    for (item, n) in items.iter().zip([2, 1, 0]) {
+        if n < 2 {
+            assert_eq!(
+                item["last_message"]["sender_type"], "system",
+                "the end, in chat {n}"
+            );
+        }
+        assert_eq!(
+            item["unread_count"], 1,
+            "the guide has not read question {n}"
+        );
+    }
+    let (theirs, _) = all_chats(&server, &stranger, 10).await;
+    assert!(theirs.is_empty(), "a stranger sees none of it: {theirs:?}");
+}

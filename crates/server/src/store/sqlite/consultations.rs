@@ -209,9 +209,10 @@ pub fn chat_list(
         .map(|(a, id)| (a, id.0))
         .unwrap_or((i64::MAX, String::new()));
     let mut st = c.prepare_cached(&format!(
-        "{CONSULTATION_SELECT} JOIN participants p ON p.consultation_id = c.consultation_id AND p.user_id = ?1
-         WHERE (c.activity_at < ?2 OR (c.activity_at = ?2 AND c.consultation_id < ?3))
-         ORDER BY c.activity_at DESC, c.consultation_id DESC LIMIT ?4"
+        "SELECT * FROM ({CONSULTATION_SELECT} JOIN participants p ON p.consultation_id = c.consultation_id
+           AND p.user_id = ?1 WHERE c.customer_id = ?1 OR c.guide_id = ?1)
+         WHERE (activity < ?2 OR (activity = ?2 AND consultation_id < ?3))
+         ORDER BY activity DESC, consultation_id DESC LIMIT ?4"
     ))?;
     let list: Vec<(Consultation, i64)> = st
         .query_map(

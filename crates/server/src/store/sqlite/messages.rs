@@ -72,7 +72,9 @@ pub fn insert(
     committed: &mut Vec<Committed>,
 ) -> Result<Message> {
     // Messages from a person count as unread for the other person; system lines do not. The
-    // counters live on the consultation row, so a message touches one row besides its own.
+    // counters live on the consultation row, so a message touches one row besides its own, and
+    // no indexed column of it: `activity_at` moves on state changes only, and the chat list
+    // orders by the later of it and `last_message_at`.
     let (to_customer, to_guide) = match sender_type {
         SenderType::System => (0, 0),
         _ if sender == to.customer => (0, 1),
@@ -81,7 +83,7 @@ pub fn insert(
     let (seq, customer_unread, guide_unread): (i64, i64, i64) = c
         .prepare_cached(
             "UPDATE consultations SET head_seq = head_seq + 1, total_messages = total_messages + 1,
-             last_message_at = ?2, activity_at = ?2, customer_unread = customer_unread + ?3,
+             last_message_at = ?2, customer_unread = customer_unread + ?3,
              guide_unread = guide_unread + ?4
              WHERE consultation_id = ?1 RETURNING head_seq, customer_unread, guide_unread",
         )?

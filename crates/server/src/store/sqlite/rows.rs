@@ -103,7 +103,7 @@ pub const CONSULTATION_SELECT: &str =
     "SELECT c.consultation_id, c.customer_id, c.guide_id, g.display_name,
         cu.display_name, c.mode, c.status, c.created_at, c.accepted_at, c.started_at, c.ended_at,
         c.ended_by, c.end_reason, c.rate_per_minute, c.intake, c.head_seq, c.total_messages,
-        c.last_message_at, c.activity_at
+        c.last_message_at, MAX(c.activity_at, COALESCE(c.last_message_at, 0)) AS activity
     FROM consultations c JOIN users g ON g.id = c.guide_id JOIN users cu ON cu.id = c.customer_id";
 
 fn ts(ms: Option<i64>) -> Option<Timestamp> {
