@@ -5,6 +5,10 @@
 //! (up to [`MAX_BATCH`]), runs each inside its own savepoint (a refused job rolls back alone),
 //! commits once, and only then answers each caller. So an ack always means "committed", while
 //! one fsync is shared by everything that arrived during the previous one.
+//!
+//! The hottest job, appending a message, runs without a savepoint (see [`SqliteStore::write_direct`]):
+//! it refuses before it writes. Should one fail after writing anyway (a full disk, an I/O
+//! error), the group it was in is rolled back and every job of it answered with an error.
 
 mod accounts;
 mod consultations;
@@ -27,7 +31,15 @@ pub const MAX_BATCH: usize = 1024;
 const READ_POOL: usize = 8;
 
 type Finisher = Box<dyn FnOnce(bool) + Send>;
-type Job = Box<dyn FnOnce(&Connection, &mut Vec<Committed>) -> Finisher + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut Vec<Committed>) -> Ran + Send>;
+
+/// What running a job left behind.
+struct Ran {
+    /// Answers the caller once the group's fate (committed or not) is known.
+    finish: Finisher,
+    /// The job failed with part of its writes in the transaction: the group must not commit.
+    broke: bool,
+}
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -70,16 +82,58 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` in the writer's transaction; answers after the commit.
+    /// Runs `f` in its own savepoint of the writer's transaction; answers after the commit.
+    /// A refusal (`Err`) undoes whatever `f` wrote and nothing else.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Vec<Committed>) -> Result<T> + Send + 'static,
     {
+        self.submit(
+            move |conn, committed| match in_savepoint(conn, committed, f) {
+                Ok(v) => (Ok(v), false),
+                Err(Undo::Refused(e)) => (Err(e), false),
+                Err(Undo::Failed(e)) => (Err(e), true),
+            },
+        )
+        .await
+    }
+
+    /// Runs `f` straight in the writer's transaction, without a savepoint (which copies every
+    /// page it touches, a cost paid per job). `f` must refuse before it writes; if it fails
+    /// after writing anyway, the whole group is rolled back rather than committed half-done.
+    async fn write_direct<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Committed>) -> Result<T> + Send + 'static,
+    {
+        self.submit(move |conn, committed| {
+            let before = conn.total_changes();
+            let mut mine = Vec::new();
+            match f(conn, &mut mine) {
+                Ok(v) => {
+                    committed.append(&mut mine);
+                    (Ok(v), false)
+                }
+                Err(e) => {
+                    let broke = conn.total_changes() != before;
+                    (Err(e), broke)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Queues a job for the writer and waits for its answer, which comes after the commit.
+    async fn submit<T, F>(&self, run: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Committed>) -> (Result<T>, bool) + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn, committed| {
-            let outcome = in_savepoint(conn, committed, f);
-            Box::new(move |commit_ok| {
+            let (outcome, broke) = run(conn, committed);
+            let finish: Finisher = Box::new(move |commit_ok| {
                 let answer = match outcome {
                     Ok(v) if commit_ok => Ok(v),
                     Ok(_) => Err(Error::internal("the database could not commit")),
@@ -87,7 +141,8 @@ impl SqliteStore {
                 };
                 // The caller may have gone away (client disconnected); nothing to do then.
                 let _ = tx.send(answer);
-            })
+            });
+            Ran { finish, broke }
         });
         let jobs = self
             .jobs
@@ -178,23 +233,38 @@ fn restart_wal_if_large(conn: &Connection, wal: &Path) {
     }
 }
 
+/// Why a savepointed job did not go through.
+enum Undo {
+    /// It refused, and its writes (if any) are undone.
+    Refused(Error),
+    /// Its writes could not be undone (or released): the transaction holds part of them.
+    Failed(Error),
+}
+
 fn in_savepoint<T>(
     conn: &Connection,
     committed: &mut Vec<Committed>,
     f: impl FnOnce(&Connection, &mut Vec<Committed>) -> Result<T>,
-) -> Result<T> {
-    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+) -> std::result::Result<T, Undo> {
+    let run = |sql: &str| -> Result<()> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    run("SAVEPOINT job").map_err(Undo::Refused)?;
     let mut mine = Vec::new();
     match f(conn, &mut mine) {
         Ok(v) => {
-            conn.prepare_cached("RELEASE job")?.execute([])?;
+            run("RELEASE job").map_err(Undo::Failed)?;
             committed.append(&mut mine);
             Ok(v)
         }
-        Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-            Err(e)
-        }
+        Err(e) => match conn.execute_batch("ROLLBACK TO job; RELEASE job") {
+            Ok(()) => Err(Undo::Refused(e)),
+            Err(undo) => {
+                tracing::error!(error = %undo, "could not undo a refused job");
+                Err(Undo::Failed(e))
+            }
+        },
     }
 }
 
@@ -214,34 +284,47 @@ fn write_loop(
                 Err(_) => break,
             }
         }
-        let mut committed = Vec::new();
-        let mut finishers = Vec::with_capacity(batch.len());
-        let began = conn.execute_batch("BEGIN IMMEDIATE");
-        if let Err(e) = began {
-            tracing::error!(error = %e, "could not begin a write transaction");
-            for job in batch.drain(..) {
-                // Run nothing; tell every caller it failed.
-                drop(job);
+        let mut jobs = batch.drain(..);
+        // Usually one pass; another only when a job broke the transaction before the rest ran.
+        while jobs.len() > 0 {
+            if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                tracing::error!(error = %e, "could not begin a write transaction");
+                // Run nothing; dropping the jobs tells every caller it failed.
+                jobs.by_ref().for_each(drop);
+                break;
             }
-            continue;
-        }
-        for job in batch.drain(..) {
-            finishers.push(job(&conn, &mut committed));
-        }
-        let ok = match conn.execute_batch("COMMIT") {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; the group is rolled back");
+            let mut committed = Vec::new();
+            let mut finishers = Vec::with_capacity(jobs.len());
+            let mut broke = false;
+            for job in jobs.by_ref() {
+                let ran = job(&conn, &mut committed);
+                finishers.push(ran.finish);
+                if ran.broke {
+                    broke = true;
+                    break;
+                }
+            }
+            let ok = if broke {
+                tracing::error!("a job failed half-way; its group is rolled back");
                 let _ = conn.execute_batch("ROLLBACK");
                 false
+            } else {
+                match conn.execute_batch("COMMIT") {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "commit failed; the group is rolled back");
+                        let _ = conn.execute_batch("ROLLBACK");
+                        false
+                    }
+                }
+            };
+            crate::metrics::METRICS.record_commit(finishers.len());
+            if ok && !committed.is_empty() {
+                listener.committed(&committed);
             }
-        };
-        crate::metrics::METRICS.record_commit(finishers.len());
-        if ok && !committed.is_empty() {
-            listener.committed(&committed);
-        }
-        for finish in finishers {
-            finish(ok);
+            for finish in finishers {
+                finish(ok);
+            }
         }
         groups += 1;
         if groups % 32 == 0 {
@@ -249,4 +332,77 @@ fn write_loop(
         }
     }
     tracing::debug!("sqlite writer stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Quiet;
+    impl CommitListener for Quiet {
+        fn committed(&self, _: &[Committed]) {}
+    }
+
+    fn users(store: &SqliteStore) -> i64 {
+        let conn = Connection::open(&store.path).expect("open");
+        conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+            .expect("count")
+    }
+
+    fn add_user(c: &Connection, phone: &str) -> Result<()> {
+        c.execute(
+            "INSERT INTO users (user_type, phone, display_name, created_at) VALUES ('customer', ?1, 'x', 0)",
+            [phone],
+        )?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_direct_job_that_fails_after_writing_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Arc::new(Quiet)).expect("open");
+        store
+            .write_direct(|c, _| add_user(c, "+911"))
+            .await
+            .expect("a plain write goes through");
+        let failed = store
+            .write_direct(|c, _| {
+                add_user(c, "+912")?;
+                Err::<(), _>(Error::internal("the disk filled up"))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(users(&store), 1, "the half-done write was rolled back");
+        // A refusal before any write costs its group nothing.
+        let refused = store
+            .write_direct(|c, _| {
+                add_user(c, "+911")?; // the same phone: refused by the unique key, nothing written
+                Ok(())
+            })
+            .await;
+        assert!(refused.is_err());
+        store
+            .write_direct(|c, _| add_user(c, "+913"))
+            .await
+            .expect("the writer carries on");
+        assert_eq!(users(&store), 2);
+    }
+
+    #[tokio::test]
+    async fn a_savepointed_job_that_refuses_after_writing_undoes_only_itself() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path(), Arc::new(Quiet)).expect("open");
+        let refused = store
+            .write(|c, _| {
+                add_user(c, "+911")?;
+                Err::<(), _>(Error::validation("changed my mind"))
+            })
+            .await;
+        assert!(refused.is_err());
+        store
+            .write(|c, _| add_user(c, "+912"))
+            .await
+            .expect("the next job is fine");
+        assert_eq!(users(&store), 1);
+    }
 }

@@ -240,7 +240,8 @@ impl Store for SqliteStore {
         now_ms: i64,
         admit: Admission,
     ) -> Result<Appended> {
-        self.write(move |c, committed| messages::append(c, &new, now_ms, admit, committed))
+        // Hot path: `append` checks everything before its first write, so no savepoint.
+        self.write_direct(move |c, committed| messages::append(c, &new, now_ms, admit, committed))
             .await
     }
 
