@@ -48,6 +48,15 @@ impl Error {
         Self::new(ErrorCode::InvalidState, message)
     }
 
+    /// `INVALID_STATE` for a message or image into a consultation that is not open for chat.
+    pub fn closed_for_messages(status: tara_protocol::consultations::ConsultationStatus) -> Self {
+        Self::invalid_state(format!(
+            "messages can be sent only while a consultation is accepted or in progress; it is {}",
+            status.as_str()
+        ))
+        .with_details(serde_json::json!({ "status": status.as_str() }))
+    }
+
     /// `FORBIDDEN`.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)

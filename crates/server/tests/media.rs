@@ -546,3 +546,28 @@ async fn an_image_message_must_name_the_senders_upload_in_the_same_consultation(
     .created();
     assert_eq!(sent["media"]["media_id"], mine["media_id"]);
 }
+
+#[tokio::test]
+async fn an_image_cannot_be_uploaded_once_the_chat_has_ended_but_a_retry_is_still_answered() {
+    let server = TestServer::start().await;
+    let (_guide, _guide_ws, customer, id) = setup(&server).await;
+    let sent: Value = upload(&server, &customer, &id, "image/png", png(8, 8), Some("k-1"))
+        .await
+        .created();
+    server
+        .patch(
+            &format!("/consultation/{id}/complete"),
+            Some(&customer),
+            json!({}),
+        )
+        .await
+        .ok::<Value>();
+    let late = upload(&server, &customer, &id, "image/png", png(8, 8), Some("k-2")).await;
+    late.fails(409, "INVALID_STATE");
+    assert_eq!(late.body["error"]["details"]["status"], "completed");
+    // The upload that went through before the end is the same upload when its retry comes.
+    let retry: Value = upload(&server, &customer, &id, "image/png", png(8, 8), Some("k-1"))
+        .await
+        .created();
+    assert_eq!(retry, sent);
+}

@@ -48,7 +48,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<(StatusCode, axum::Json<MediaInfo>)> {
     let cid = ConsultationId(q.consultation_id);
-    app.participant_consultation(&cid, me.user_id).await?;
+    let consultation = app.participant_consultation(&cid, me.user_id).await?;
     let declared = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -76,6 +76,11 @@ pub async fn upload(
             }
             return Ok((StatusCode::CREATED, axum::Json(info(&existing))));
         }
+    }
+    // An image can only be sent while the chat is open, so it is not stored after (or before).
+    // A retry of an upload that went through is answered above, whatever the state now.
+    if !consultation.status.accepts_messages() {
+        return Err(Error::closed_for_messages(consultation.status));
     }
     if headers
         .get(header::CONTENT_LENGTH)

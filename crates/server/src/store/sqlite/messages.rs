@@ -183,11 +183,7 @@ pub fn append(
     };
     let status = ConsultationStatus::parse(&status).unwrap_or(ConsultationStatus::Cancelled);
     if !status.accepts_messages() {
-        return Err(Error::invalid_state(format!(
-            "messages can be sent only while a consultation is accepted or in progress; it is {}",
-            status.as_str()
-        ))
-        .with_details(serde_json::json!({ "status": status.as_str() })));
+        return Err(Error::closed_for_messages(status));
     }
     admit()?;
     let media = match &new.media_id {
