@@ -17,6 +17,12 @@ pub const CLOSE_TOO_MANY_BAD_FRAMES: u16 = 4008;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code: the connection could not keep up with what it was sent.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
+/// Close code (standard, "message too big"): a frame over [`MAX_READABLE_FRAME_BYTES`], which the
+/// server cannot skip without reading it.
+pub const CLOSE_FRAME_TOO_BIG: u16 = 1009;
+/// Frames up to this size are read and answered (over [`crate::MAX_FRAME_BYTES`]: with
+/// `PAYLOAD_TOO_LARGE`); a bigger one ends the connection with [`CLOSE_FRAME_TOO_BIG`].
+pub const MAX_READABLE_FRAME_BYTES: usize = 1024 * 1024;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

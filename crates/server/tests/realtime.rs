@@ -576,3 +576,37 @@ async fn a_reader_that_stops_reading_is_dropped_while_the_sender_keeps_getting_a
         .collect();
     assert_eq!(seqs, (last + 1..=head_seq).collect::<Vec<i64>>());
 }
+
+#[tokio::test]
+async fn a_frame_too_big_to_read_is_named_before_the_connection_closes_and_nothing_else_suffers() {
+    let server = TestServer::start().await;
+    let (customer, mut customer_ws, _guide, mut guide_ws, id, _) = chatting(&server).await;
+    // A little over the 1 MiB the server will read: it cannot skip the rest, so it closes.
+    let huge = json!({"type": "send", "consultation_id": id, "client_msg_id": cmid(), "kind": "text", "content": "a".repeat(1024 * 1024 + 1)});
+    let _ = customer_ws
+        .stream
+        .send(WsMessage::Text(huge.to_string().into()))
+        .await;
+    assert_eq!(error_code(&mut customer_ws).await, "PAYLOAD_TOO_LARGE");
+    assert_eq!(customer_ws.closed().await, Closed::Code(1009));
+    // Nothing was stored, the other side is still connected, and the customer can come back.
+    still_open(&mut guide_ws).await;
+    let mut again = Ws::connect(&server, &customer.token).await;
+    let (_, head) = again.subscribe(&id, 0).await;
+    let page: Value = server
+        .get(
+            &format!("/consultation/{id}/messages?limit=100"),
+            Some(&customer),
+        )
+        .await
+        .ok();
+    let contents: Vec<&str> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert!(contents.iter().all(|c| c.len() < 1024), "{contents:?}");
+    let last = page["messages"].as_array().and_then(|m| m.last());
+    assert_eq!(Some(head), last.and_then(|m| m["seq"].as_i64()));
+}

@@ -20,14 +20,24 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tara_protocol::realtime::{
-    ClientFrame, ServerFrame, CLOSE_AUTH_ENDED, CLOSE_GOING_AWAY, CLOSE_SLOW_CONSUMER,
-    CLOSE_TOO_MANY_BAD_FRAMES,
+    ClientFrame, ServerFrame, CLOSE_AUTH_ENDED, CLOSE_FRAME_TOO_BIG, CLOSE_GOING_AWAY,
+    CLOSE_SLOW_CONSUMER, CLOSE_TOO_MANY_BAD_FRAMES,
 };
 use tara_protocol::{ClientMsgId, ConsultationId, ErrorCode, Timestamp, MAX_FRAME_BYTES};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 const REPLAY_PAGE: usize = 100;
+
+/// Whether a read failed because the peer sent a frame over the size limit.
+fn too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    matches!(
+        e.source().and_then(|s| s.downcast_ref::<WsError>()),
+        Some(WsError::Capacity(_))
+    )
+}
 
 /// Serves one upgraded connection until it closes.
 pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
@@ -112,7 +122,16 @@ impl Connection {
         loop {
             tokio::select! {
                 frame = stream.next() => {
-                    let Some(Ok(frame)) = frame else { return End::Drop };
+                    let frame = match frame {
+                        Some(Ok(frame)) => frame,
+                        Some(Err(e)) if too_big(&e) => {
+                            // The rest of the frame is still on the wire, so the connection cannot
+                            // go on; say why before closing.
+                            self.error(&Error::new(ErrorCode::PayloadTooLarge, "a frame over 1 MiB cannot be read; reconnect"), None);
+                            return End::Close(CLOSE_FRAME_TOO_BIG, "frame too big");
+                        }
+                        _ => return End::Drop,
+                    };
                     last_heard = Instant::now();
                     match frame {
                         WsMessage::Text(text) => {
