@@ -53,6 +53,17 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating and migrating) `tara.db` in `dir`; committed messages go to `listener`.
     pub fn open(dir: &Path, listener: Arc<dyn CommitListener>) -> Result<Self> {
+        Self::open_with_batch(dir, listener, MAX_BATCH)
+    }
+
+    /// [`Self::open`], committing at most `max_batch` jobs together. With 1, every write is its
+    /// own transaction: the load tool measures group commit against that.
+    pub fn open_with_batch(
+        dir: &Path,
+        listener: Arc<dyn CommitListener>,
+        max_batch: usize,
+    ) -> Result<Self> {
+        let max_batch = max_batch.clamp(1, MAX_BATCH);
         std::fs::create_dir_all(dir)?;
         let path = dir.join("tara.db");
         let mut conn = Connection::open(&path)?;
@@ -64,7 +75,7 @@ impl SqliteStore {
             .name("tara-sqlite-writer".into())
             .spawn({
                 let wal = dir.join("tara.db-wal");
-                move || write_loop(conn, wal, rx, listener)
+                move || write_loop(conn, wal, rx, listener, max_batch)
             })?;
         let running = Arc::new(AtomicBool::new(true));
         let checkpoints = Connection::open(&path)?;
@@ -273,12 +284,13 @@ fn write_loop(
     wal: PathBuf,
     mut rx: mpsc::Receiver<Job>,
     listener: Arc<dyn CommitListener>,
+    max_batch: usize,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     let mut groups = 0u64;
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
