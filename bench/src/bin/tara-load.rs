@@ -184,7 +184,10 @@ async fn store_only(args: Args) -> Result<()> {
             "group_commit": grouped.json(), "commit_per_message": single.json(),
         })
     );
-    eprintln!("storage alone, {} senders each waiting for its commit:", args.pairs * 2);
+    eprintln!(
+        "storage alone, {} senders each waiting for its commit:",
+        args.pairs * 2
+    );
     eprintln!("  group commit:       {}", grouped.line());
     eprintln!("  commit per message: {}", single.line());
     eprintln!(
