@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::ratelimit::RateLimiter;
-use crate::realtime::hub::{Hub, HubConfig};
+use crate::realtime::hub::{ConnId, Hub, HubConfig};
 use crate::state::Action;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Actor, Admission, Appended, GuideRow, Mark, NewMessage, Store, User};
@@ -55,6 +55,7 @@ pub struct App {
     /// Where uploaded images live.
     pub media_dir: PathBuf,
     presence_tx: mpsc::UnboundedSender<UserId>,
+    watch_tx: mpsc::UnboundedSender<ConnId>,
     shutdown_tx: watch::Sender<bool>,
     // Each realtime connection holds a clone; shutdown waits until all are dropped.
     done_tx: Mutex<Option<mpsc::Sender<()>>>,
@@ -70,6 +71,7 @@ impl AppState {
         std::fs::create_dir_all(&media_dir)?;
         let keys = Keys::load_or_create(&config.data_dir)?;
         let (presence_tx, presence_rx) = mpsc::unbounded_channel();
+        let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let hub = Arc::new(Hub::new(
             HubConfig {
                 presence_grace: config.presence_grace,
@@ -97,6 +99,7 @@ impl AppState {
             sms,
             media_dir,
             presence_tx,
+            watch_tx,
             shutdown_tx: watch::channel(false).0,
             done_tx: Mutex::new(Some(done_tx)),
             done_rx: tokio::sync::Mutex::new(done_rx),
@@ -105,7 +108,11 @@ impl AppState {
         if state.config.demo {
             crate::demo::seed(&state).await?;
         }
-        let presence = tokio::spawn(presence_loop(Arc::downgrade(&state.0), presence_rx));
+        let presence = tokio::spawn(presence_loop(
+            Arc::downgrade(&state.0),
+            presence_rx,
+            watch_rx,
+        ));
         if let Ok(mut bg) = state.background.lock() {
             bg.push(presence);
         }
@@ -343,6 +350,13 @@ impl AppState {
         Ok(frames)
     }
 
+    /// Starts sending guide presence to a connection: the current state of every guide, then
+    /// each change. Done by the presence task, in turn with the changes it announces, so a
+    /// snapshot read before a change can never arrive after it.
+    pub fn watch_guides(&self, conn: ConnId) {
+        let _ = self.watch_tx.send(conn);
+    }
+
     /// Asks the presence task to recompute and announce a user's status.
     pub fn presence_changed(&self, user: UserId) {
         let _ = self.presence_tx.send(user);
@@ -395,14 +409,42 @@ impl AppState {
     }
 }
 
-/// Recomputes and announces presence for users the hub or a transition reports.
-async fn presence_loop(app: Weak<App>, mut rx: mpsc::UnboundedReceiver<UserId>) {
+/// Recomputes and announces presence for users the hub or a transition reports, and starts
+/// watchers off with a snapshot. One task does both, one thing at a time, so what a watcher
+/// receives about a guide is in the order it happened.
+async fn presence_loop(
+    app: Weak<App>,
+    mut rx: mpsc::UnboundedReceiver<UserId>,
+    mut watches: mpsc::UnboundedReceiver<ConnId>,
+) {
     let mut last: HashMap<UserId, PresenceStatus> = HashMap::new();
-    while let Some(user_id) = rx.recv().await {
-        let Some(app) = app.upgrade() else { return };
-        let state = AppState(app);
-        if let Err(e) = announce_presence(&state, user_id, &mut last).await {
-            tracing::warn!(user = %user_id, error = %e, "presence update failed");
+    loop {
+        tokio::select! {
+            changed = rx.recv() => {
+                let Some(user_id) = changed else { return };
+                let Some(app) = app.upgrade() else { return };
+                let state = AppState(app);
+                if let Err(e) = announce_presence(&state, user_id, &mut last).await {
+                    tracing::warn!(user = %user_id, error = %e, "presence update failed");
+                }
+            }
+            watch = watches.recv() => {
+                let Some(conn) = watch else { return };
+                let Some(app) = app.upgrade() else { return };
+                let state = AppState(app);
+                // Registered first: a change announced after the snapshot reaches it too.
+                if !state.hub.watch_guides(conn) {
+                    continue; // closed in the meantime
+                }
+                match state.guide_presence_frames().await {
+                    Ok(frames) => {
+                        for frame in &frames {
+                            state.hub.send_to_conn(conn, frame);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "guide presence snapshot failed"),
+                }
+            }
         }
     }
 }

@@ -610,3 +610,31 @@ async fn a_frame_too_big_to_read_is_named_before_the_connection_closes_and_nothi
     let last = page["messages"].as_array().and_then(|m| m.last());
     assert_eq!(Some(head), last.and_then(|m| m["seq"].as_i64()));
 }
+
+#[tokio::test]
+async fn a_watchers_first_picture_never_lands_after_a_newer_change() {
+    // A customer starts watching while a guide switches online. Whatever the interleaving, the
+    // last word the customer gets about the guide must be "online": a snapshot read before the
+    // switch must not arrive after the switch's own announcement.
+    let server = TestServer::start().await;
+    let (guide, _guide_ws) = server.online_guide("9000000001", "Asha").await;
+    let customer = server.customer("9876543210").await;
+    for round in 0..25 {
+        server
+            .post("/guide/status", Some(&guide), json!({"status": "offline"}))
+            .await
+            .ok::<Value>();
+        let mut ws = Ws::connect(&server, &customer.token).await;
+        let online = server.post("/guide/status", Some(&guide), json!({"status": "online"}));
+        let watch = ws.send(json!({"type": "watch_guides"}));
+        let (reply, ()) = tokio::join!(online, watch);
+        reply.ok::<Value>();
+        let seen = presence_of(&mut ws, guide.id, Duration::from_millis(300)).await;
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some("online"),
+            "round {round}: the customer last heard {seen:?}"
+        );
+        ws.close().await;
+    }
+}

@@ -340,12 +340,7 @@ impl Connection {
                     .receipt(&consultation_id, me, Mark::Read, up_to_seq)
                     .await?;
             }
-            ClientFrame::WatchGuides => {
-                state.hub.watch_guides(self.id);
-                for frame in state.guide_presence_frames().await? {
-                    self.send(&frame);
-                }
-            }
+            ClientFrame::WatchGuides => state.watch_guides(self.id),
             ClientFrame::Auth { access_token } => {
                 let fresh = authenticate(&state, &access_token).await?;
                 if fresh.user_id != me || fresh.session_id != self.user.session_id {

@@ -278,9 +278,14 @@ impl Hub {
         }
     }
 
-    /// Sends guide presence changes to this connection from now on.
-    pub fn watch_guides(&self, id: ConnId) {
-        self.lock().watchers.insert(id);
+    /// Sends guide presence changes to this connection from now on; false if it has closed.
+    pub fn watch_guides(&self, id: ConnId) -> bool {
+        let mut st = self.lock();
+        if !st.conns.contains_key(&id) {
+            return false;
+        }
+        st.watchers.insert(id);
+        true
     }
 
     /// A frame to one connection.
