@@ -35,7 +35,8 @@ export function myId() {
   return state.identity ? state.identity.user_id : null;
 }
 
-// ---- ratings given (the wire has no "rated" flag; a device remembers, and ALREADY_RATED teaches it)
+// ---- ratings given. The server says so (`consultation.rated`); until the consultation is read
+// again after rating, this device remembers, and ALREADY_RATED teaches it too.
 
 function ratedKey() {
   return `tara.rated.${myId()}`;

@@ -142,6 +142,10 @@ pub struct Consultation {
     /// When the last message was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message_at: Option<Timestamp>,
+    /// Extension: the customer has rated it (`feedback` would answer `ALREADY_RATED`). Sent only
+    /// when true, so every device of the customer knows not to ask again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rated: bool,
 }
 
 /// `POST /api/v1/consultation`.

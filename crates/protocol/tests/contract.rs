@@ -145,6 +145,16 @@ fn consultation_bodies_match_the_contract() {
         c.intake.as_ref().map(|i| i.details.birth_city.as_str()),
         Some("Pune")
     );
+    assert!(
+        !c.rated,
+        "a consultation of the contract, which has no such field, is not rated"
+    );
+    let mut rated = consultation_json();
+    rated["rated"] = json!(true);
+    assert!(
+        round_trip::<Consultation>(rated).rated,
+        "the extension travels when true"
+    );
     round_trip::<CreateConsultationRequest>(
         json!({"guide_id":3,"mode":"chat","service_type":"consultation","customer_profile_id":4}),
     );

@@ -640,6 +640,7 @@ async fn the_guide_completes_and_only_the_customer_rates_once_with_a_valid_ratin
     );
     assert!(done["duration_seconds"].as_i64().is_some_and(|d| d >= 0));
     assert!(done["ended_at"].is_string());
+    assert_eq!(done.get("rated"), None, "not rated yet");
     complete(&server, &customer, &id)
         .await
         .fails(409, "INVALID_STATE");
@@ -668,6 +669,11 @@ async fn the_guide_completes_and_only_the_customer_rates_once_with_a_valid_ratin
     feedback(&customer, json!({"rating": 5}))
         .await
         .fails(409, "ALREADY_RATED");
+    // Every device of the customer can tell it was rated, without trying again.
+    let seen = consultation(&server, &customer, &id).await;
+    assert_eq!(seen["rated"], true);
+    let chats: Value = server.get("/consultations", Some(&customer)).await.ok();
+    assert_eq!(chats["items"][0]["consultation"]["rated"], true);
 
     let me: Value = server.get("/guide/profile", Some(&guide)).await.ok();
     assert_eq!(

@@ -165,7 +165,7 @@ export function chatScreen({ id }) {
       if (c.status === 'completed' && c.duration_seconds != null) {
         parts.push(h('p', { class: 'muted small', text: `${duration(c.duration_seconds)} · ₹${c.rate_per_minute}/min` }));
       }
-      if (!isGuide() && c.status === 'completed' && !isRated(id)) {
+      if (!isGuide() && c.status === 'completed' && !c.rated && !isRated(id)) {
         parts.push(h('button', { type: 'button', class: 'btn primary small', text: 'Rate this consultation', on: { click: () => nav.go('rating', { id }) } }));
       }
       endedNote.replaceChildren(...parts);
@@ -466,7 +466,7 @@ export function chatScreen({ id }) {
     }
     // Ended while on screen: on to the rating (an ended chat opened later shows a button instead).
     const endedNow = before && !ENDED.has(before) && consultation.status === 'completed';
-    if (endedNow && !isGuide() && !isRated(id) && !leftForRating) {
+    if (endedNow && !isGuide() && !consultation.rated && !isRated(id) && !leftForRating) {
       leftForRating = true;
       stopTyping();
       nav.go('rating', { id }, { replace: true });

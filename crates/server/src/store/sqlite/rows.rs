@@ -103,7 +103,8 @@ pub const CONSULTATION_SELECT: &str =
     "SELECT c.consultation_id, c.customer_id, c.guide_id, g.display_name,
         cu.display_name, c.mode, c.status, c.created_at, c.accepted_at, c.started_at, c.ended_at,
         c.ended_by, c.end_reason, c.rate_per_minute, c.intake, c.head_seq, c.total_messages,
-        c.last_message_at, MAX(c.activity_at, COALESCE(c.last_message_at, 0)) AS activity
+        c.last_message_at, MAX(c.activity_at, COALESCE(c.last_message_at, 0)) AS activity,
+        EXISTS (SELECT 1 FROM feedback f WHERE f.consultation_id = c.consultation_id) AS rated
     FROM consultations c JOIN users g ON g.id = c.guide_id JOIN users cu ON cu.id = c.customer_id";
 
 fn ts(ms: Option<i64>) -> Option<Timestamp> {
@@ -145,6 +146,7 @@ pub fn consultation(r: &Row<'_>) -> rusqlite::Result<Consultation> {
         head_seq: r.get(15)?,
         total_messages: r.get(16)?,
         last_message_at: ts(r.get(17)?),
+        rated: r.get(19)?,
     })
 }
 
