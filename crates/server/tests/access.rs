@@ -160,14 +160,7 @@ async fn world() -> World {
 
     // Completed (and not yet rated): Z with Ravi.
     let done = server.open_consultation(&z, &ravi).await;
-    server
-        .patch(
-            &format!("/consultation/{done}/complete"),
-            Some(&z),
-            json!({}),
-        )
-        .await
-        .ok::<Value>();
+    server.complete(&z, &done).await;
     // In progress with a message and an image: Y with Ravi.
     let live = server.open_consultation(&y, &ravi).await;
     server

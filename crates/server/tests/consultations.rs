@@ -83,25 +83,37 @@ fn birth(name: &str) -> Value {
     })
 }
 
-/// Every guide in the list, following `next_cursor` from page to page.
-async fn all_pages(server: &TestServer, user: &User, query: &str) -> (Vec<Value>, usize) {
-    let mut guides = Vec::new();
+/// Every item of a paged list at `path?query`, following `next_cursor` from page to page:
+/// (the items under `key`, in order, and how many pages it took).
+async fn follow_pages(
+    server: &TestServer,
+    user: &User,
+    path: &str,
+    query: &str,
+    key: &str,
+) -> (Vec<Value>, usize) {
+    let mut items = Vec::new();
     let mut pages = 0;
     let mut cursor: Option<String> = None;
     loop {
-        let path = match &cursor {
-            Some(c) => format!("/guide/all?{query}&cursor={c}"),
-            None => format!("/guide/all?{query}"),
+        let url = match &cursor {
+            Some(c) => format!("{path}?{query}&cursor={c}"),
+            None => format!("{path}?{query}"),
         };
-        let page: Value = server.get(&path, Some(user)).await.ok();
+        let page: Value = server.get(&url, Some(user)).await.ok();
         pages += 1;
-        guides.extend(page["guides"].as_array().expect("guides").iter().cloned());
+        items.extend(page[key].as_array().expect(key).iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
-            None => return (guides, pages),
+            None => return (items, pages),
         }
         assert!(pages < 20, "the cursor keeps going");
     }
+}
+
+/// Every guide in the list.
+async fn all_pages(server: &TestServer, user: &User, query: &str) -> (Vec<Value>, usize) {
+    follow_pages(server, user, "/guide/all", query, "guides").await
 }
 
 fn status_of(guides: &[Value], id: i64) -> String {
@@ -1122,26 +1134,16 @@ async fn the_guide_list_shows_who_is_online_busy_or_offline() {
     assert_eq!(status_of(&all, online.id), "offline");
 }
 
-/// Every chat of `user`, following `next_cursor`: (consultation ids in order, pages).
+/// Every chat of `user`, `limit` to a page.
 async fn all_chats(server: &TestServer, user: &User, limit: usize) -> (Vec<Value>, usize) {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/consultations?limit={limit}&cursor={c}"),
-            None => format!("/consultations?limit={limit}"),
-        };
-        let page: Value = server.get(&path, Some(user)).await.ok();
-        pages += 1;
-        items.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-        assert!(pages < 20, "the cursor keeps going");
-    }
-    (items, pages)
+    follow_pages(
+        server,
+        user,
+        "/consultations",
+        &format!("limit={limit}"),
+        "items",
+    )
+    .await
 }
 
 #[tokio::test]

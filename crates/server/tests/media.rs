@@ -378,14 +378,7 @@ async fn an_idempotency_key_is_not_answered_with_an_upload_to_another_consultati
     )
     .await
     .created();
-    server
-        .patch(
-            &format!("/consultation/{first}/complete"),
-            Some(&customer),
-            json!({}),
-        )
-        .await
-        .ok::<Value>();
+    server.complete(&customer, &first).await;
     let second = server.open_consultation(&customer, &guide).await;
     // Keys belong to the uploader; reusing one elsewhere is a client mistake, not a retry.
     upload(
@@ -486,14 +479,7 @@ async fn an_image_message_must_name_the_senders_upload_in_the_same_consultation(
     let elsewhere: Value = upload(&server, &customer, &first, "image/png", png(8, 8), None)
         .await
         .created();
-    server
-        .patch(
-            &format!("/consultation/{first}/complete"),
-            Some(&customer),
-            json!({}),
-        )
-        .await
-        .ok::<Value>();
+    server.complete(&customer, &first).await;
     let id = server.open_consultation(&customer, &guide).await;
     let guides: Value = upload(&server, &guide, &id, "image/png", png(8, 8), None)
         .await
@@ -554,14 +540,7 @@ async fn an_image_cannot_be_uploaded_once_the_chat_has_ended_but_a_retry_is_stil
     let sent: Value = upload(&server, &customer, &id, "image/png", png(8, 8), Some("k-1"))
         .await
         .created();
-    server
-        .patch(
-            &format!("/consultation/{id}/complete"),
-            Some(&customer),
-            json!({}),
-        )
-        .await
-        .ok::<Value>();
+    server.complete(&customer, &id).await;
     let late = upload(&server, &customer, &id, "image/png", png(8, 8), Some("k-2")).await;
     late.fails(409, "INVALID_STATE");
     assert_eq!(late.body["error"]["details"]["status"], "completed");

@@ -470,14 +470,7 @@ async fn sending_before_accept_or_after_complete_fails_with_invalid_state() {
     );
     let accepted_ack = ack;
 
-    server
-        .patch(
-            &format!("/consultation/{id}/complete"),
-            Some(&customer),
-            json!({}),
-        )
-        .await
-        .ok::<Value>();
+    server.complete(&customer, &id).await;
     let late = cmid();
     let answer = guide_ws.send_text(&id, &late, "One more thing").await;
     assert_eq!(

@@ -179,6 +179,17 @@ impl TestServer {
         Reply::from(req.send().await.expect("request")).await
     }
 
+    /// `user` ends consultation `id`, which must succeed.
+    pub async fn complete(&self, user: &User, id: &str) -> Value {
+        self.patch(
+            &format!("/consultation/{id}/complete"),
+            Some(user),
+            json!({}),
+        )
+        .await
+        .ok()
+    }
+
     pub async fn patch(&self, path: &str, user: Option<&User>, body: Value) -> Reply {
         let mut req = self.http.patch(self.url(path)).json(&body);
         if let Some(u) = user {
