@@ -599,7 +599,7 @@ async fn connect(addr: std::net::SocketAddr, token: &str) -> Result<Socket> {
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 * 1024);
+        .read_buffer_size(tara_protocol::realtime::SOCKET_READ_BYTES);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true).await?;
     Ok(ws)
 }

@@ -226,10 +226,8 @@ async fn connect(me: &Inner) -> Result<Socket, ConnectError> {
     if let Ok(v) = format!("Bearer {token}").parse() {
         req.headers_mut().insert("authorization", v);
     }
-    // A small read buffer: tungstenite zero-fills all of it before each read (128 KiB by
-    // default), which is wasted work on a phone that mostly reads short frames.
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(8 * 1024);
+        .read_buffer_size(tara_protocol::realtime::SOCKET_READ_BYTES);
     let connecting = tokio_tungstenite::connect_async_with_config(req, Some(config), false);
     match tokio::time::timeout(Duration::from_secs(15), connecting).await {
         Err(_) => Err(ConnectError::Network("timed out".into())),

@@ -23,6 +23,10 @@ pub const CLOSE_FRAME_TOO_BIG: u16 = 1009;
 /// Frames up to this size are read and answered (over [`crate::MAX_FRAME_BYTES`]: with
 /// `PAYLOAD_TOO_LARGE`); a bigger one ends the connection with [`CLOSE_FRAME_TOO_BIG`].
 pub const MAX_READABLE_FRAME_BYTES: usize = 1024 * 1024;
+/// How much either end reads from its socket at a time. tungstenite zero-fills its whole read
+/// buffer before every read; at its default 128 KiB that memset was the largest single cost of
+/// a busy server. Frames are small; a large one is simply read in several steps.
+pub const SOCKET_READ_BYTES: usize = 8 * 1024;
 
 /// What a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

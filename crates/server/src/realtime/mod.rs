@@ -10,10 +10,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use tara_protocol::realtime::MAX_READABLE_FRAME_BYTES;
-
-/// Bytes read from a socket at a time.
-const READ_BUFFER: usize = 8 * 1024;
+use tara_protocol::realtime::{MAX_READABLE_FRAME_BYTES, SOCKET_READ_BYTES};
 
 /// The WebSocket upgrade. The token is checked before upgrading, so a bad one gets a plain
 /// 401 with the contract's error body.
@@ -33,11 +30,8 @@ pub async fn upgrade(State(state): State<AppState>, req: axum::extract::Request)
                 .into_response()
         }
     };
-    // tungstenite zero-fills its whole read buffer before every read; at the default 128 KiB
-    // that memset was the largest single cost of a busy server. Frames are small; a large one
-    // is simply read in several steps.
     ws.max_message_size(MAX_READABLE_FRAME_BYTES)
         .max_frame_size(MAX_READABLE_FRAME_BYTES)
-        .read_buffer_size(READ_BUFFER)
+        .read_buffer_size(SOCKET_READ_BYTES)
         .on_upgrade(move |socket| conn::serve(socket, state, user))
 }
