@@ -146,6 +146,13 @@ pub struct Consultation {
     /// when true, so every device of the customer knows not to ask again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rated: bool,
+    /// While `in_progress` with a rate: when the server ends it because the customer's balance
+    /// is used up (`started_at + floor(balance / rate)` minutes). Moves when the balance does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Timestamp>,
+    /// Once completed: what the customer was charged for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_charged: Option<i64>,
 }
 
 /// `POST /api/v1/consultation`.
@@ -325,4 +332,8 @@ pub enum ConsultationEvent {
     Started,
     /// Ended.
     Completed,
+    /// One minute before `ends_at`: the balance is about to run out.
+    EndingSoon,
+    /// A recharge moved `ends_at` later while it runs.
+    Extended,
 }

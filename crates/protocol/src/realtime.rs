@@ -188,6 +188,13 @@ pub enum ServerFrame {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<ClientMsgId>,
     },
+    /// The user's wallet changed (recharge, charge, earning, credit): to every device of theirs.
+    Wallet {
+        /// The balance now.
+        balance: i64,
+        /// ISO 4217 code.
+        currency: String,
+    },
     /// Answer to `ping`.
     Pong,
 }

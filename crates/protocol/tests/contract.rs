@@ -257,6 +257,7 @@ fn every_error_code_has_the_status_of_the_contract() {
         ("RATE_LIMITED", 429),
         ("OTP_ATTEMPTS_EXCEEDED", 429),
         ("INTERNAL", 500),
+        ("PAYMENTS_UNAVAILABLE", 503),
     ];
     assert_eq!(expected.len(), ErrorCode::ALL.len());
     for (name, status) in expected {
@@ -272,4 +273,57 @@ fn every_error_code_has_the_status_of_the_contract() {
 #[test]
 fn pair_id_joins_customer_and_guide() {
     assert_eq!(tara_protocol::ids::pair_id(UserId(7), UserId(3)), "7_3");
+}
+
+#[test]
+fn wallet_and_billing_bodies_round_trip() {
+    round_trip::<Wallet>(json!({"balance": 500, "currency": "INR"}));
+    let entry = json!({"entry_id": "0193a5f0-0000-7000-8000-0000000000e1", "kind": "charge", "amount": -60,
+        "balance_after": 440, "consultation_id": "0193a5f0-0000-7000-8000-00000000000c",
+        "created_at": "2026-11-21T10:12:09.500Z"});
+    let parsed: LedgerEntry = round_trip(entry.clone());
+    assert_eq!(parsed.kind, LedgerKind::Charge);
+    round_trip::<LedgerPage>(
+        json!({"items": [entry], "next_cursor": "Mg", "balance": 440, "currency": "INR"}),
+    );
+    for kind in [
+        "recharge",
+        "charge",
+        "earning",
+        "commission",
+        "refund",
+        "adjustment",
+    ] {
+        let k: LedgerKind = serde_json::from_value(json!(kind)).expect(kind);
+        assert_eq!(k.as_str(), kind);
+    }
+    round_trip::<RechargeRequest>(json!({"amount": 500, "idempotency_key": "k1"}));
+    round_trip::<RechargeResponse>(
+        json!({"payment_id": "p1", "status": "captured", "amount": 500, "currency": "INR",
+        "wallet": {"balance": 500, "currency": "INR"}}),
+    );
+    round_trip::<RechargeResponse>(
+        json!({"payment_id": "p2", "status": "created", "amount": 50, "currency": "INR"}),
+    );
+    let hook: PaymentWebhook =
+        serde_json::from_value(json!({"status": "captured", "payment_id": "p2", "amount": 50}))
+            .expect("status alias");
+    assert_eq!(hook.event, "captured");
+    round_trip::<Earnings>(
+        json!({"total": 140, "today": 42, "currency": "INR", "items": [
+        {"consultation_id": "0193a5f0-0000-7000-8000-00000000000c", "customer_name": "Ravi",
+         "duration_seconds": 181, "amount": 42, "created_at": "2026-11-21T10:12:09.500Z"}]}),
+    );
+    let mut c = consultation_json();
+    c["amount_charged"] = json!(300);
+    round_trip::<Consultation>(c.clone());
+    c["status"] = json!("in_progress");
+    c["ends_at"] = json!("2026-11-21T10:20:09.000Z");
+    for event in ["started", "ending_soon", "extended"] {
+        round_trip::<ServerFrame>(
+            json!({"type": "consultation", "event": event, "consultation": c,
+            "ends_at": "2026-11-21T10:20:09.000Z"}),
+        );
+    }
+    round_trip::<ServerFrame>(json!({"type": "wallet", "balance": 440, "currency": "INR"}));
 }
