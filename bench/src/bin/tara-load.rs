@@ -45,7 +45,8 @@ fn load_guide(i: usize) -> NewGuide {
     NewGuide {
         phone: format!("+9170000{i:05}"),
         name: format!("Guide {i}"),
-        rate_per_minute: 10,
+        // Free: the load measures messages, and a priced guide would need a funded wallet.
+        rate_per_minute: 0,
         skills: vec![],
         languages: vec![],
         available: true,
@@ -252,7 +253,7 @@ async fn store_pass(args: &Args, batch: usize, messages: usize) -> Result<Pass> 
     for i in 0..args.pairs {
         let guide = store.add_guide(load_guide(i), now()).await?;
         let customer = store
-            .ensure_customer(&format!("+9180000{i:05}"), "Customer", now())
+            .ensure_customer(&format!("+9180000{i:05}"), "Customer", now(), 0)
             .await?;
         let id = ConsultationId(uuid::Uuid::now_v7().to_string());
         store
@@ -261,7 +262,7 @@ async fn store_pass(args: &Args, batch: usize, messages: usize) -> Result<Pass> 
                 customer_id: customer.id,
                 guide_id: guide,
                 mode: "chat".into(),
-                rate_per_minute: 10,
+                rate_per_minute: 0,
                 intake: None,
                 now_ms: now(),
             })

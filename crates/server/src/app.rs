@@ -5,6 +5,7 @@
 use crate::auth::sms::{ConsoleSms, NoSms, SmsSender};
 use crate::auth::tokens::Keys;
 use crate::auth::AuthUser;
+use crate::billing::payments::{DevProvider, PaymentProvider, WebhookProvider};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
@@ -12,7 +13,7 @@ use crate::ratelimit::RateLimiter;
 use crate::realtime::hub::{ConnId, Hub, HubConfig};
 use crate::state::Action;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Actor, Admission, Appended, GuideRow, Mark, NewMessage, Store, User};
+use crate::store::{Actor, Admission, Appended, GuideRow, Mark, NewMessage, Store, Tariff, User};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tara_protocol::auth::UserType;
-use tara_protocol::consultations::{Consultation, ConsultationEvent};
+use tara_protocol::consultations::{Consultation, ConsultationEvent, ConsultationStatus};
 use tara_protocol::guides::{Guide, PresenceStatus};
 use tara_protocol::messages::MessageKind;
 use tara_protocol::realtime::ServerFrame;
@@ -54,6 +55,10 @@ pub struct App {
     pub limiter: Arc<RateLimiter<(UserId, ConsultationId)>>,
     /// Where uploaded images live.
     pub media_dir: PathBuf,
+    /// Where recharges go; `None` when none is set up (recharges are refused).
+    pub payments: Option<Arc<dyn PaymentProvider>>,
+    /// The balance timer of each running consultation, woken when its balance moves.
+    pub(crate) timers: Mutex<HashMap<ConsultationId, Arc<tokio::sync::Notify>>>,
     presence_tx: mpsc::UnboundedSender<UserId>,
     watch_tx: mpsc::UnboundedSender<ConnId>,
     shutdown_tx: watch::Sender<bool>,
@@ -64,6 +69,14 @@ pub struct App {
 }
 
 impl AppState {
+    pub(crate) fn arc(&self) -> &Arc<App> {
+        &self.0
+    }
+
+    pub(crate) fn from_arc(app: Arc<App>) -> Self {
+        AppState(app)
+    }
+
     /// Opens storage, loads keys, seeds the demo, re-arms request timeouts.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
@@ -80,7 +93,18 @@ impl AppState {
             },
             presence_tx.clone(),
         ));
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir, hub.clone())?);
+        let tariff = Tariff {
+            commission_percent: config.commission_percent,
+            currency: config.currency.clone(),
+            minute_ms: config.billing_minute.as_millis().max(1) as i64,
+        };
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&config.data_dir, hub.clone())?.with_tariff(tariff));
+        let payments: Option<Arc<dyn PaymentProvider>> = match &config.payment_webhook_secret {
+            Some(secret) => Some(Arc::new(WebhookProvider::new(secret.as_bytes()))),
+            None if config.dev => Some(Arc::new(DevProvider)),
+            None => None,
+        };
         let sms: Arc<dyn SmsSender> = if config.dev {
             Arc::new(ConsoleSms)
         } else {
@@ -98,6 +122,8 @@ impl AppState {
             keys,
             sms,
             media_dir,
+            payments,
+            timers: Mutex::new(HashMap::new()),
             presence_tx,
             watch_tx,
             shutdown_tx: watch::channel(false).0,
@@ -123,6 +149,17 @@ impl AppState {
                 .request_timeout
                 .saturating_sub(Duration::from_millis(age.max(0) as u64));
             state.schedule_timeout(c.consultation_id, left);
+        }
+        // Balance timers: one whose end passed while the server was down ends it at once,
+        // billed up to that end.
+        for c in state.store.running_consultations().await? {
+            state.arm_balance_timer(&c);
+        }
+        let notices = tokio::spawn(crate::billing::live::watch_notices(Arc::downgrade(
+            &state.0,
+        )));
+        if let Ok(mut bg) = state.background.lock() {
+            bg.push(notices);
         }
         Ok(state)
     }
@@ -376,6 +413,17 @@ impl AppState {
         if let Some(event) = t.event {
             self.announce(event, &t.consultation);
         }
+        let c = &t.consultation;
+        match c.status {
+            ConsultationStatus::InProgress if t.event.is_some() => self.arm_balance_timer(c),
+            ConsultationStatus::Completed if t.event.is_some() => {
+                self.balance_moved(&c.consultation_id);
+                if c.amount_charged.unwrap_or(0) > 0 {
+                    self.push_wallets(&[c.customer_id, c.guide_id]).await;
+                }
+            }
+            _ => {}
+        }
         Ok(t.consultation)
     }
 
@@ -384,7 +432,7 @@ impl AppState {
         let frame = ServerFrame::Consultation {
             event,
             consultation: c.clone(),
-            ends_at: None,
+            ends_at: c.ends_at,
         };
         self.hub.send_to_users(&[c.customer_id, c.guide_id], &frame);
         // The guide's busy state follows the consultation's; customers see the change live.

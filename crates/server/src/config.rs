@@ -46,6 +46,19 @@ pub struct Config {
     pub max_bad_frames: u32,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// ISO 4217 code of wallets (`--currency`).
+    pub currency: String,
+    /// The platform's share of each charge, in percent (`--commission-percent`).
+    pub commission_percent: u32,
+    /// With it, recharges go through the webhook provider and its webhooks are checked with
+    /// this secret (`--payment-webhook-secret`); without it, dev mode captures at once.
+    pub payment_webhook_secret: Option<String>,
+    /// What each new customer starts with in demo mode.
+    pub demo_credit: i64,
+    /// How often the server looks for wallet changes made by operator commands.
+    pub wallet_poll: Duration,
+    /// How long a billed minute is (a minute; tests shorten it).
+    pub billing_minute: Duration,
 }
 
 impl Config {
@@ -72,6 +85,21 @@ impl Config {
             typing_expiry: Duration::from_secs(6),
             max_bad_frames: 20,
             shutdown_grace: Duration::from_secs(10),
+            currency: "INR".into(),
+            commission_percent: 30,
+            payment_webhook_secret: None,
+            demo_credit: 500,
+            wallet_poll: Duration::from_millis(250),
+            billing_minute: Duration::from_secs(60),
+        }
+    }
+
+    /// A new customer's starting balance: the demo credit in demo mode, else nothing.
+    pub fn welcome_credit(&self) -> i64 {
+        if self.demo {
+            self.demo_credit
+        } else {
+            0
         }
     }
 

@@ -10,12 +10,14 @@
 //! - [`realtime`]: the WebSocket endpoint, the [`realtime::hub::Hub`] and one task per connection.
 //! - [`store`]: the storage trait and its SQLite backend (group commit on one writer thread).
 //! - [`state`]: the consultation state machine as a pure function.
+//! - [`billing`]: per-minute prices, the balance timer, payment providers.
 //! - [`auth`]: OTP codes, JWT access tokens, refresh tokens, the `AuthUser` extractor.
 //! - [`media`], [`ratelimit`], [`metrics`], [`demo`], [`error`].
 #![deny(missing_docs)]
 
 pub mod app;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -1,9 +1,11 @@
-//! The `tara-server` command line: `serve`, `guide add`.
+//! The `tara-server` command line: `serve`, `guide add`, `wallet credit|show|audit`.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tara_server::store::{sqlite::SqliteStore, CommitListener, Committed, NewGuide, Store};
+use tara_server::store::{
+    sqlite::SqliteStore, CommitListener, Committed, Credit, NewGuide, Store, Tariff,
+};
 use tara_server::Config;
 
 /// Tara's backend: auth, guides, consultations, messages, media and realtime in one binary.
@@ -23,6 +25,9 @@ enum Command {
     /// Manage guides.
     #[command(subcommand)]
     Guide(GuideCommand),
+    /// Look at and credit wallets (works while the server runs).
+    #[command(subcommand)]
+    Wallet(WalletCommand),
 }
 
 #[derive(Args, Clone)]
@@ -42,6 +47,20 @@ struct ServeArgs {
     /// PostgreSQL URL (not built yet; SQLite in --data-dir is used without it).
     #[arg(long, env = "TARA_DATABASE_URL")]
     database_url: Option<String>,
+    /// Currency of wallets (ISO 4217).
+    #[arg(long, default_value = "INR", env = "TARA_CURRENCY")]
+    currency: String,
+    /// The platform's share of every charge, in percent.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=100))]
+    commission_percent: u32,
+    /// Take recharges through a payment gateway that confirms them by webhook, signed with
+    /// this secret (HMAC-SHA256 in X-Tara-Signature). Without it, only --dev takes recharges
+    /// (captured at once).
+    #[arg(long, env = "TARA_PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
+    payment_webhook_secret: Option<String>,
+    /// For tests of the balance timer across restarts: a billed minute of this many ms.
+    #[arg(long, hide = true, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    billing_minute_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +91,50 @@ struct GuideAdd {
     languages: Vec<String>,
 }
 
+#[derive(Subcommand)]
+enum WalletCommand {
+    /// Add money to a user's wallet (an adjustment in the ledger); their devices see it.
+    Credit(WalletCredit),
+    /// A user's balance.
+    Show(WalletShow),
+    /// Checks that every cached balance is the sum of its ledger rows; exits 1 if not.
+    Audit(WalletStore),
+}
+
+#[derive(Args)]
+struct WalletStore {
+    /// Where the database lives.
+    #[arg(long, default_value = "tara-data", env = "TARA_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Currency of a wallet opened by this command.
+    #[arg(long, default_value = "INR", env = "TARA_CURRENCY")]
+    currency: String,
+}
+
+#[derive(Args)]
+struct WalletCredit {
+    #[command(flatten)]
+    store: WalletStore,
+    /// The user's id.
+    #[arg(long)]
+    user: i64,
+    /// How much to add, in whole units.
+    #[arg(long)]
+    amount: i64,
+    /// Why, kept in the ledger.
+    #[arg(long)]
+    note: Option<String>,
+}
+
+#[derive(Args)]
+struct WalletShow {
+    #[command(flatten)]
+    store: WalletStore,
+    /// The user's id.
+    #[arg(long)]
+    user: i64,
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("tara-server: {e:#}");
@@ -91,6 +154,7 @@ fn run() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Some(Command::Guide(GuideCommand::Add(args))) => runtime.block_on(add_guide(args)),
+        Some(Command::Wallet(cmd)) => runtime.block_on(wallet(cmd)),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         None => runtime.block_on(serve(cli.serve)),
     }
@@ -106,7 +170,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
-    let config = Config::new(args.data_dir).dev(args.dev).demo(args.demo);
+    let currency = args.currency.trim().to_ascii_uppercase();
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        anyhow::bail!("--currency must be a three-letter ISO 4217 code, like INR");
+    }
+    let mut config = Config::new(args.data_dir).dev(args.dev).demo(args.demo);
+    config.currency = currency;
+    config.commission_percent = args.commission_percent;
+    config.billing_minute = std::time::Duration::from_millis(args.billing_minute_ms);
+    config.payment_webhook_secret = args.payment_webhook_secret.filter(|s| !s.trim().is_empty());
     tara_server::launch(config, listener, shutdown_signal()).await
 }
 
@@ -172,4 +244,66 @@ async fn add_guide(args: GuideAdd) -> anyhow::Result<()> {
         .await?;
     println!("{}", serde_json::json!({ "guide_id": id.0 }));
     Ok(())
+}
+
+fn open_wallets(args: &WalletStore) -> anyhow::Result<SqliteStore> {
+    let currency = args.currency.trim().to_ascii_uppercase();
+    let store = SqliteStore::open(&args.data_dir, std::sync::Arc::new(NoListener))?;
+    Ok(store.with_tariff(Tariff {
+        currency,
+        ..Tariff::default()
+    }))
+}
+
+async fn wallet(cmd: WalletCommand) -> anyhow::Result<()> {
+    match cmd {
+        WalletCommand::Credit(args) => {
+            if !(1..=1_000_000_000).contains(&args.amount) {
+                anyhow::bail!("--amount must be a whole number from 1 to 1000000000");
+            }
+            let store = open_wallets(&args.store)?;
+            let w = store
+                .credit(Credit {
+                    user_id: tara_protocol::UserId(args.user),
+                    amount: args.amount,
+                    note: args
+                        .note
+                        .map(|n| n.trim().to_owned())
+                        .filter(|n| !n.is_empty()),
+                    now_ms: chrono::Utc::now().timestamp_millis(),
+                })
+                .await?;
+            print_wallet(&w);
+        }
+        WalletCommand::Show(args) => {
+            let store = open_wallets(&args.store)?;
+            let id = tara_protocol::UserId(args.user);
+            if store.user(id).await?.is_none() {
+                anyhow::bail!("no user {id}");
+            }
+            print_wallet(&store.wallet(id).await?);
+        }
+        WalletCommand::Audit(args) => {
+            let store = open_wallets(&args)?;
+            let wrong = store.ledger_audit().await?;
+            for (user, cached, sum) in &wrong {
+                println!(
+                    "{}",
+                    serde_json::json!({ "user_id": user.0, "balance": cached, "ledger_sum": sum })
+                );
+            }
+            if !wrong.is_empty() {
+                anyhow::bail!("{} wallets do not match their ledger", wrong.len());
+            }
+            println!("{}", serde_json::json!({ "ok": true }));
+        }
+    }
+    Ok(())
+}
+
+fn print_wallet(w: &tara_server::store::WalletRow) {
+    println!(
+        "{}",
+        serde_json::json!({ "user_id": w.user_id.0, "balance": w.balance, "currency": w.currency })
+    );
 }

@@ -9,6 +9,9 @@
 use crate::error::{Error, Result};
 use tara_protocol::consultations::{ConsultationEvent, ConsultationStatus, EndedBy};
 
+/// `end_reason` of a consultation the server ended because the balance ran out.
+pub const BALANCE_EXHAUSTED: &str = "balance_exhausted";
+
 /// Something a party (or the server) does to a consultation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -30,6 +33,8 @@ pub enum Action {
         /// Why, optional.
         reason: Option<String>,
     },
+    /// The customer's balance ran out: the server ends it.
+    Exhaust,
 }
 
 /// Who is acting, relative to the consultation.
@@ -178,6 +183,21 @@ pub fn decide(
             d.system_text = Some(format!("The consultation was ended by {}.", role.noun()));
             Ok(d)
         }
+        Action::Exhaust => {
+            require(
+                role,
+                Role::System,
+                "only the server ends a consultation for balance",
+            )?;
+            if status != S::InProgress {
+                return Err(wrong_state("end for balance"));
+            }
+            let mut d = Decision::to(S::Completed, ConsultationEvent::Completed);
+            d.ended_by = Some(EndedBy::System);
+            d.end_reason = Some(BALANCE_EXHAUSTED.into());
+            d.system_text = Some("The consultation ended: the customer's balance ran out.".into());
+            Ok(d)
+        }
     }
 }
 
@@ -322,5 +342,35 @@ mod tests {
             )),
             ErrorCode::InvalidState
         );
+    }
+
+    #[test]
+    fn only_the_server_ends_a_running_consultation_for_balance() {
+        let d = decide(S::InProgress, &Action::Exhaust, Role::System, true).expect("exhaust");
+        assert_eq!(
+            (d.to, d.ended_by, d.end_reason.as_deref()),
+            (
+                Some(S::Completed),
+                Some(EndedBy::System),
+                Some(BALANCE_EXHAUSTED)
+            )
+        );
+        assert!(d.system_text.unwrap_or_default().contains("balance"));
+        assert_eq!(
+            code(decide(
+                S::InProgress,
+                &Action::Exhaust,
+                Role::Customer,
+                true
+            )),
+            ErrorCode::Forbidden
+        );
+        for s in [S::Requested, S::Accepted, S::Completed, S::Cancelled] {
+            assert_eq!(
+                code(decide(s, &Action::Exhaust, Role::System, true)),
+                ErrorCode::InvalidState,
+                "{s:?}"
+            );
+        }
     }
 }

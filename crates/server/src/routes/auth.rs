@@ -116,7 +116,12 @@ pub async fn validate(
                 .rev()
                 .collect();
             app.store
-                .ensure_customer(&phone, &format!("Customer {last4}"), now)
+                .ensure_customer(
+                    &phone,
+                    &format!("Customer {last4}"),
+                    now,
+                    app.config.welcome_credit(),
+                )
                 .await?
         }
         UserType::Guide => app

@@ -8,6 +8,7 @@ mod guides;
 mod media;
 mod messages;
 mod system;
+mod wallet;
 
 use crate::app::AppState;
 use crate::error::Error;
@@ -49,6 +50,11 @@ pub fn router(state: AppState) -> Router {
         .route("/guide/profile", get(guides::own_profile))
         .route("/guide/status", post(guides::set_status))
         .route("/guide/ratings", get(guides::ratings))
+        .route("/guide/earnings", get(wallet::earnings))
+        .route("/wallet", get(wallet::wallet))
+        .route("/wallet/ledger", get(wallet::ledger))
+        .route("/wallet/recharge", post(wallet::recharge))
+        .route("/payments/webhook", post(wallet::webhook))
         .route(
             "/customers/{customer_id}/profile",
             get(customers::primary).post(customers::save_primary),

@@ -7,7 +7,10 @@
 //! Committed messages (user and system) are handed to a [`CommitListener`] in commit order, so
 //! the realtime hub fans them out in `seq` order without asking the database again.
 
+pub mod money;
 pub mod sqlite;
+
+pub use money::*;
 
 use crate::error::Result;
 use crate::state::Action;
@@ -328,8 +331,15 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> Result<Option<User>>;
     /// A user by phone and kind.
     async fn user_by_phone(&self, phone: &str, user_type: UserType) -> Result<Option<User>>;
-    /// The customer with this phone, created if new.
-    async fn ensure_customer(&self, phone: &str, display_name: &str, now_ms: i64) -> Result<User>;
+    /// The customer with this phone, created if new; a new one gets `welcome_credit` (if above
+    /// 0) in the same transaction, as an `adjustment` (the demo's starting balance).
+    async fn ensure_customer(
+        &self,
+        phone: &str,
+        display_name: &str,
+        now_ms: i64,
+        welcome_credit: i64,
+    ) -> Result<User>;
     /// Adds a guide; `VALIDATION_FAILED` if the phone already has one.
     async fn add_guide(&self, guide: NewGuide, now_ms: i64) -> Result<UserId>;
     /// Changes name or picture.
@@ -414,11 +424,13 @@ pub trait Store: Send + Sync + 'static {
     async fn profile(&self, profile_id: i64) -> Result<Option<CustomerProfile>>;
 
     // --- consultations
-    /// Creates a request; `CONSULTATION_ACTIVE` or `GUIDE_UNAVAILABLE` as the rules say.
+    /// Creates a request; `CONSULTATION_ACTIVE` or `GUIDE_UNAVAILABLE` as the rules say, and
+    /// `INSUFFICIENT_BALANCE` unless the customer holds 5 minutes at the rate.
     async fn create_consultation(&self, new: NewConsultation) -> Result<Consultation>;
     /// One consultation.
     async fn consultation(&self, id: &ConsultationId) -> Result<Option<Consultation>>;
-    /// Applies a state change atomically, writing its system message.
+    /// Applies a state change atomically, writing its system message. A completion charges the
+    /// customer in the same transaction (see [`crate::billing::bill`]), at the store's tariff.
     async fn transition(
         &self,
         id: &ConsultationId,
@@ -432,6 +444,8 @@ pub trait Store: Send + Sync + 'static {
     async fn active_consultations(&self, user: UserId) -> Result<Vec<Consultation>>;
     /// Every consultation still `requested` (to re-arm timeouts after a restart).
     async fn requested_consultations(&self) -> Result<Vec<Consultation>>;
+    /// Every consultation `in_progress` (to re-arm balance timers after a restart).
+    async fn running_consultations(&self) -> Result<Vec<Consultation>>;
     /// A page of the chat list, newest activity first, after the cursor `(activity_ms, id)`.
     async fn chat_list(
         &self,
@@ -480,6 +494,44 @@ pub trait Store: Send + Sync + 'static {
     async fn media(&self, id: &MediaId) -> Result<Option<MediaRow>>;
     /// An upload by its uploader's idempotency key.
     async fn media_by_key(&self, uploader: UserId, key: &str) -> Result<Option<MediaRow>>;
+
+    // --- wallet and billing
+    /// A user's wallet (balance 0 in the store's currency if none was opened yet).
+    async fn wallet(&self, user: UserId) -> Result<WalletRow>;
+    /// A page of a user's ledger, newest first, below the cursor (a ledger seq); each entry
+    /// with its seq.
+    async fn ledger(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, tara_protocol::wallet::LedgerEntry)>>;
+    /// Adds money to a wallet (an `adjustment`); also leaves a notice for running servers.
+    async fn credit(&self, credit: Credit) -> Result<WalletRow>;
+    /// Opens a recharge once per (user, idempotency key), captured at once if asked.
+    async fn open_payment(&self, payment: NewPayment) -> Result<Opened>;
+    /// One payment.
+    async fn payment(&self, payment_id: &str) -> Result<Option<PaymentRow>>;
+    /// The gateway says it was paid: credits the wallet once. `VALIDATION_FAILED` for an
+    /// unknown payment or another amount.
+    async fn capture_payment(&self, payment_id: &str, amount: i64, now_ms: i64) -> Result<Settled>;
+    /// The gateway says it failed: nothing is credited.
+    async fn fail_payment(&self, payment_id: &str, now_ms: i64) -> Result<Settled>;
+    /// A guide's earnings, newest first, below the cursor, with the total and what was
+    /// earned since `since_ms`.
+    async fn earnings(
+        &self,
+        guide: UserId,
+        before: Option<i64>,
+        limit: usize,
+        since_ms: i64,
+    ) -> Result<EarningsPage>;
+    /// Wallets changed outside this server (operator commands): the newest notice id, and
+    /// whose wallets changed after notice `after` (none when `after` is `None`: the first call).
+    async fn wallet_notices(&self, after: Option<i64>) -> Result<(i64, Vec<UserId>)>;
+    /// Every wallet whose cached balance differs from the sum of its ledger rows:
+    /// `(user, cached, sum)`. Empty when the books balance.
+    async fn ledger_audit(&self) -> Result<Vec<(UserId, i64, i64)>>;
 
     /// Waits for everything queued to be committed; used by graceful shutdown.
     async fn flush(&self) -> Result<()>;

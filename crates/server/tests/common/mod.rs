@@ -147,8 +147,28 @@ impl TestServer {
         }
     }
 
-    /// A customer logged in with a fresh phone.
+    /// A customer logged in with a fresh phone, with a balance of [`START_BALANCE`] (credited by
+    /// the operator command's path), enough for any consultation the tests run.
     pub async fn customer(&self, phone: &str) -> User {
+        // Opened with its balance before the first login, as the demo's welcome credit is, so
+        // no wallet frame arrives later on a test's sockets.
+        let store = SqliteStore::open(&self.data_dir, Arc::new(Quiet)).expect("open store");
+        let last4 = &phone[phone.len().saturating_sub(4)..];
+        store
+            .ensure_customer(
+                &format!("+91{phone}"),
+                &format!("Customer {last4}"),
+                chrono::Utc::now().timestamp_millis(),
+                START_BALANCE,
+            )
+            .await
+            .expect("open the customer's account");
+        drop(store);
+        self.login("+91", phone, "customer").await
+    }
+
+    /// A customer logged in with nothing in their wallet.
+    pub async fn penniless_customer(&self, phone: &str) -> User {
         self.login("+91", phone, "customer").await
     }
 
@@ -255,6 +275,24 @@ impl Drop for TestServer {
 struct Quiet;
 impl CommitListener for Quiet {
     fn committed(&self, _batch: &[Committed]) {}
+}
+
+/// What [`TestServer::customer`] starts with.
+pub const START_BALANCE: i64 = 10_000;
+
+/// Credits a wallet in a data dir with a store of its own, as `tara-server wallet credit` does.
+pub async fn credit_in(dir: &Path, user: i64, amount: i64) -> i64 {
+    let store = SqliteStore::open(dir, Arc::new(Quiet)).expect("open store");
+    store
+        .credit(tara_server::store::Credit {
+            user_id: tara_protocol::UserId(user),
+            amount,
+            note: Some("test credit".into()),
+            now_ms: chrono::Utc::now().timestamp_millis(),
+        })
+        .await
+        .expect("credit")
+        .balance
 }
 
 /// Adds a guide to a data dir with a store of its own.

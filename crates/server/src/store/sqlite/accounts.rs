@@ -16,16 +16,19 @@ pub fn user_by_phone(c: &Connection, phone: &str, t: UserType) -> Result<Option<
     .optional()?)
 }
 
-pub fn ensure_customer(c: &Connection, phone: &str, name: &str, now: i64) -> Result<User> {
+/// The customer with this phone, and whether it was created now.
+pub fn ensure_customer(c: &Connection, phone: &str, name: &str, now: i64) -> Result<(User, bool)> {
     if let Some(u) = user_by_phone(c, phone, UserType::Customer)? {
-        return Ok(u);
+        return Ok((u, false));
     }
     c.execute(
         "INSERT INTO users (user_type, phone, display_name, created_at) VALUES ('customer', ?1, ?2, ?3)",
         params![phone, name, now],
     )?;
     let id = UserId(c.last_insert_rowid());
-    rows::load_user(c, id)?.ok_or_else(|| Error::internal("customer vanished after insert"))
+    let user =
+        rows::load_user(c, id)?.ok_or_else(|| Error::internal("customer vanished after insert"))?;
+    Ok((user, true))
 }
 
 pub fn add_guide(c: &Connection, g: &NewGuide, now: i64) -> Result<UserId> {

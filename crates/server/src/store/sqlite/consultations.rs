@@ -3,15 +3,20 @@
 
 use super::messages::{self, UNREAD};
 use super::rows::{self, CONSULTATION_SELECT, USER_COLS};
+use super::wallet;
+use crate::billing;
 use crate::error::{Error, Result};
 use crate::state::{decide, Action, Role};
-use crate::store::{Actor, ChatRow, Committed, NewConsultation, ParticipantRow, Transitioned};
+use crate::store::{
+    Actor, ChatRow, Committed, NewConsultation, ParticipantRow, Tariff, Transitioned,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use tara_protocol::consultations::{
     Consultation, ConsultationStatus, FeedbackRequest, FeedbackResponse,
 };
 use tara_protocol::guides::GuideRating;
 use tara_protocol::messages::{MessageKind, SenderType};
+use tara_protocol::wallet::MIN_MINUTES_TO_REQUEST;
 use tara_protocol::{ConsultationId, ErrorCode, Timestamp, UserId};
 
 fn active_of_customer(c: &Connection, customer: UserId) -> Result<Option<String>> {
@@ -33,7 +38,7 @@ fn engaged_guide(c: &Connection, guide: UserId) -> Result<Option<String>> {
     .optional()?)
 }
 
-pub fn create(c: &Connection, n: &NewConsultation) -> Result<Consultation> {
+pub fn create(c: &Connection, n: &NewConsultation, minute_ms: i64) -> Result<Consultation> {
     if let Some(active) = active_of_customer(c, n.customer_id)? {
         return Err(Error::new(
             ErrorCode::ConsultationActive,
@@ -47,10 +52,24 @@ pub fn create(c: &Connection, n: &NewConsultation) -> Result<Consultation> {
             "this guide is in another consultation",
         ));
     }
+    let needed = MIN_MINUTES_TO_REQUEST.saturating_mul(n.rate_per_minute.max(0));
+    if needed > 0 {
+        let balance = wallet::wallet(c, n.customer_id, "")?.balance;
+        if balance < needed {
+            return Err(Error::new(
+                ErrorCode::InsufficientBalance,
+                format!(
+                    "a consultation with this guide needs a balance of {needed} ({MIN_MINUTES_TO_REQUEST} minutes at {} a minute); yours is {balance}",
+                    n.rate_per_minute
+                ),
+            )
+            .with_details(serde_json::json!({ "balance": balance, "needed": needed })));
+        }
+    }
     let intake = n.intake.as_ref().map(serde_json::to_string).transpose()?;
     c.execute(
         "INSERT INTO consultations (consultation_id, customer_id, guide_id, mode, status, created_at, rate_per_minute,
-         intake, activity_at) VALUES (?1, ?2, ?3, ?4, 'requested', ?5, ?6, ?7, ?5)",
+         intake, activity_at, minute_ms) VALUES (?1, ?2, ?3, ?4, 'requested', ?5, ?6, ?7, ?5, ?8)",
         params![
             n.consultation_id.as_str(),
             n.customer_id.0,
@@ -58,7 +77,8 @@ pub fn create(c: &Connection, n: &NewConsultation) -> Result<Consultation> {
             n.mode,
             n.now_ms,
             n.rate_per_minute,
-            intake
+            intake,
+            minute_ms
         ],
     )?;
     for user in [n.customer_id, n.guide_id] {
@@ -79,12 +99,53 @@ fn role_of(cons: &Consultation, actor: Actor) -> Result<Role> {
     }
 }
 
+/// Prices a completion (before anything is written, so a refusal costs nothing): `None` for
+/// other transitions. An `Exhaust` is refused unless the balance has really run out by now.
+fn price(
+    c: &Connection,
+    cons: &Consultation,
+    action: &Action,
+    to: ConsultationStatus,
+    now: i64,
+    tariff: &Tariff,
+) -> Result<Option<billing::Bill>> {
+    if to != ConsultationStatus::Completed {
+        return Ok(None);
+    }
+    if *action == Action::Exhaust && cons.ends_at.is_none_or(|e| now < e.millis()) {
+        return Err(Error::invalid_state("the balance has not run out"));
+    }
+    let balance = wallet::wallet(c, cons.customer_id, &tariff.currency)?.balance;
+    let minute_ms = minute_of(c, cons)?;
+    let started = match cons.status {
+        ConsultationStatus::InProgress => cons.started_at.map(|t| t.millis()),
+        _ => None,
+    };
+    Ok(Some(billing::bill(
+        started,
+        now,
+        cons.rate_per_minute,
+        balance,
+        tariff.commission_percent,
+        minute_ms,
+    )))
+}
+
+/// The billed minute a consultation was sold by.
+fn minute_of(c: &Connection, cons: &Consultation) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT minute_ms FROM consultations WHERE consultation_id = ?1")?
+            .query_row([cons.consultation_id.as_str()], |r| r.get(0))?,
+    )
+}
+
 pub fn transition(
     c: &Connection,
     id: &ConsultationId,
     action: &Action,
     actor: Actor,
     now: i64,
+    tariff: &Tariff,
     committed: &mut Vec<Committed>,
 ) -> Result<Transitioned> {
     let cons = rows::require_consultation(c, id.as_str())?;
@@ -125,16 +186,29 @@ pub fn transition(
         _ => "UPDATE consultations SET status = ?1, ended_at = ?2, activity_at = ?2, ended_by = ?4, end_reason = ?5 WHERE consultation_id = ?3",
     };
     let ended_by = d.ended_by.map(|e| e.as_str());
+    let bill = price(c, &cons, action, to, now, tariff)?;
     if to.is_active() {
         c.execute(sql, params![to.as_str(), now, id.as_str()])?;
     } else {
+        let ended = bill.map_or(now, |b| b.ended_ms);
         c.execute(
             sql,
-            params![to.as_str(), now, id.as_str(), ended_by, d.end_reason],
+            params![to.as_str(), ended, id.as_str(), ended_by, d.end_reason],
         )?;
     }
+    let mut system_text = d.system_text.clone();
+    if let Some(b) = &bill {
+        wallet::charge(c, &cons, b, now, &tariff.currency)?;
+        if let Some(t) = system_text.as_mut() {
+            t.push_str(&billing::charged_text(
+                b,
+                &tariff.currency,
+                minute_of(c, &cons)?,
+            ));
+        }
+    }
     let mut cons = rows::require_consultation(c, id.as_str())?;
-    if let Some(text) = &d.system_text {
+    if let Some(text) = &system_text {
         let cmid = uuid::Uuid::now_v7().to_string();
         messages::insert(
             c,
@@ -189,12 +263,12 @@ pub fn active(c: &Connection, user: UserId) -> Result<Vec<Consultation>> {
     Ok(rows)
 }
 
-pub fn requested(c: &Connection) -> Result<Vec<Consultation>> {
+pub fn in_state(c: &Connection, status: ConsultationStatus) -> Result<Vec<Consultation>> {
     let mut st = c.prepare_cached(&format!(
-        "{CONSULTATION_SELECT} WHERE c.status = 'requested' ORDER BY c.created_at"
+        "{CONSULTATION_SELECT} WHERE c.status = ?1 ORDER BY c.created_at"
     ))?;
     let rows = st
-        .query_map([], rows::consultation)?
+        .query_map([status.as_str()], rows::consultation)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
 }

@@ -16,9 +16,10 @@ mod messages;
 mod rows;
 mod schema;
 mod store_impl;
+mod wallet;
 
 use crate::error::{Error, Result};
-use crate::store::{CommitListener, Committed};
+use crate::store::{CommitListener, Committed, Tariff};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,7 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointing: Arc<AtomicBool>,
+    tariff: Tariff,
 }
 
 impl SqliteStore {
@@ -90,7 +92,14 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             writer: Mutex::new(Some(handle)),
             checkpointing: running,
+            tariff: Tariff::default(),
         })
+    }
+
+    /// Prices completions and opens wallets at `tariff` (the default: 30% commission, INR).
+    pub fn with_tariff(mut self, tariff: Tariff) -> Self {
+        self.tariff = tariff;
+        self
     }
 
     /// Runs `f` in its own savepoint of the writer's transaction; answers after the commit.

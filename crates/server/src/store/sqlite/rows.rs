@@ -104,8 +104,10 @@ pub const CONSULTATION_SELECT: &str =
         cu.display_name, c.mode, c.status, c.created_at, c.accepted_at, c.started_at, c.ended_at,
         c.ended_by, c.end_reason, c.rate_per_minute, c.intake, c.head_seq, c.total_messages,
         c.last_message_at, MAX(c.activity_at, COALESCE(c.last_message_at, 0)) AS activity,
-        EXISTS (SELECT 1 FROM feedback f WHERE f.consultation_id = c.consultation_id) AS rated
-    FROM consultations c JOIN users g ON g.id = c.guide_id JOIN users cu ON cu.id = c.customer_id";
+        EXISTS (SELECT 1 FROM feedback f WHERE f.consultation_id = c.consultation_id) AS rated,
+        COALESCE(w.balance, 0) AS customer_balance, c.amount_charged, c.minute_ms
+    FROM consultations c JOIN users g ON g.id = c.guide_id JOIN users cu ON cu.id = c.customer_id
+    LEFT JOIN wallets w ON w.user_id = c.customer_id";
 
 fn ts(ms: Option<i64>) -> Option<Timestamp> {
     ms.map(Timestamp::from_millis)
@@ -120,6 +122,18 @@ pub fn consultation(r: &Row<'_>) -> rusqlite::Result<Consultation> {
     let ended: Option<i64> = r.get(10)?;
     let ended_by: Option<String> = r.get(11)?;
     let intake: Option<String> = r.get(14)?;
+    let rate: i64 = r.get(13)?;
+    let balance: i64 = r.get(20)?;
+    let ends_at = match (status, started) {
+        (ConsultationStatus::InProgress, Some(s)) => {
+            crate::billing::ends_at_ms(s, balance, rate, r.get(22)?)
+        }
+        _ => None,
+    };
+    let amount_charged: Option<i64> = match status {
+        ConsultationStatus::Completed => Some(r.get::<_, Option<i64>>(21)?.unwrap_or(0)),
+        _ => None,
+    };
     let duration_seconds = match (status, started, ended) {
         (ConsultationStatus::Completed, Some(s), Some(e)) => Some(((e - s).max(0)) / 1000),
         (ConsultationStatus::Completed, None, Some(_)) => Some(0),
@@ -141,12 +155,14 @@ pub fn consultation(r: &Row<'_>) -> rusqlite::Result<Consultation> {
         ended_by: ended_by.as_deref().and_then(EndedBy::parse),
         end_reason: r.get(12)?,
         duration_seconds,
-        rate_per_minute: r.get(13)?,
+        rate_per_minute: rate,
         intake: intake.and_then(|s| serde_json::from_str(&s).ok()),
         head_seq: r.get(15)?,
         total_messages: r.get(16)?,
         last_message_at: ts(r.get(17)?),
         rated: r.get(19)?,
+        ends_at: ts(ends_at),
+        amount_charged,
     })
 }
 

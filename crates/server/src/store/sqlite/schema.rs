@@ -153,6 +153,55 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX messages_idempotency;
     CREATE UNIQUE INDEX messages_idempotency ON messages (client_msg_id, sender_id);
     "#,
+    // 4: wallets and billing. A double-entry ledger: every movement is one row per account it
+    // touches (user 0 is the platform), written in the transaction that causes it; a wallet's
+    // balance is the sum of its rows, cached on the wallet row. The unique indexes make a
+    // consultation charge once and a payment credit once, whatever races or retries.
+    r#"
+    CREATE TABLE wallets (
+        user_id     INTEGER PRIMARY KEY,
+        balance     INTEGER NOT NULL DEFAULT 0,
+        currency    TEXT    NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE ledger (
+        seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+        entry_id         TEXT    NOT NULL UNIQUE,
+        user_id          INTEGER NOT NULL,
+        kind             TEXT    NOT NULL,
+        amount           INTEGER NOT NULL,
+        balance_after    INTEGER NOT NULL,
+        consultation_id  TEXT,
+        payment_id       TEXT,
+        note             TEXT,
+        created_at       INTEGER NOT NULL
+    );
+    CREATE INDEX ledger_by_user ON ledger (user_id, seq);
+    CREATE INDEX ledger_by_kind ON ledger (user_id, kind, seq);
+    CREATE UNIQUE INDEX ledger_once_per_consultation ON ledger (consultation_id, user_id, kind)
+        WHERE consultation_id IS NOT NULL;
+    CREATE UNIQUE INDEX ledger_once_per_payment ON ledger (payment_id, user_id)
+        WHERE payment_id IS NOT NULL;
+    CREATE TABLE payments (
+        payment_id       TEXT    PRIMARY KEY,
+        user_id          INTEGER NOT NULL REFERENCES users(id),
+        amount           INTEGER NOT NULL,
+        currency         TEXT    NOT NULL,
+        provider         TEXT    NOT NULL,
+        status           TEXT    NOT NULL,
+        idempotency_key  TEXT    NOT NULL,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        UNIQUE (user_id, idempotency_key)
+    ) WITHOUT ROWID;
+    CREATE TABLE wallet_notices (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id     INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    ALTER TABLE consultations ADD COLUMN amount_charged INTEGER;
+    ALTER TABLE consultations ADD COLUMN minute_ms INTEGER NOT NULL DEFAULT 60000;
+    "#,
 ];
 
 /// Brings a database to the newest schema, one transaction per step.

@@ -1,15 +1,18 @@
 //! `Store` for `SqliteStore`: each call is a read on the pool or a job for the writer.
 
-use super::{accounts, consultations, messages, rows, SqliteStore};
+use super::{accounts, consultations, messages, rows, wallet, SqliteStore};
 use crate::error::Result;
 use crate::state::Action;
 use crate::store::*;
 use async_trait::async_trait;
 use tara_protocol::auth::{DeviceInfo, ProfilePatch, UserType};
-use tara_protocol::consultations::{Consultation, FeedbackRequest, FeedbackResponse};
+use tara_protocol::consultations::{
+    Consultation, ConsultationStatus, FeedbackRequest, FeedbackResponse,
+};
 use tara_protocol::customers::{CustomerProfile, CustomerProfileInput};
 use tara_protocol::guides::GuideRating;
 use tara_protocol::messages::Message;
+use tara_protocol::wallet::{LedgerEntry, LedgerKind};
 use tara_protocol::{ConsultationId, MediaId, SessionId, UserId};
 
 #[async_trait]
@@ -24,10 +27,35 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn ensure_customer(&self, phone: &str, display_name: &str, now_ms: i64) -> Result<User> {
+    async fn ensure_customer(
+        &self,
+        phone: &str,
+        display_name: &str,
+        now_ms: i64,
+        welcome_credit: i64,
+    ) -> Result<User> {
         let (phone, name) = (phone.to_owned(), display_name.to_owned());
-        self.write(move |c, _| accounts::ensure_customer(c, &phone, &name, now_ms))
-            .await
+        let currency = self.tariff.currency.clone();
+        self.write(move |c, _| {
+            let (user, created) = accounts::ensure_customer(c, &phone, &name, now_ms)?;
+            if created && welcome_credit > 0 {
+                let refs = wallet::Refs {
+                    note: Some("Welcome credit"),
+                    ..wallet::Refs::default()
+                };
+                wallet::post(
+                    c,
+                    user.id,
+                    LedgerKind::Adjustment,
+                    welcome_credit,
+                    refs,
+                    now_ms,
+                    &currency,
+                )?;
+            }
+            Ok(user)
+        })
+        .await
     }
 
     async fn add_guide(&self, guide: NewGuide, now_ms: i64) -> Result<UserId> {
@@ -175,7 +203,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_consultation(&self, new: NewConsultation) -> Result<Consultation> {
-        self.write(move |c, _| consultations::create(c, &new)).await
+        let minute_ms = self.tariff.minute_ms;
+        self.write(move |c, _| consultations::create(c, &new, minute_ms))
+            .await
     }
 
     async fn consultation(&self, id: &ConsultationId) -> Result<Option<Consultation>> {
@@ -192,8 +222,9 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Transitioned> {
         let id = id.clone();
+        let tariff = self.tariff.clone();
         self.write(move |c, committed| {
-            consultations::transition(c, &id, &action, actor, now_ms, committed)
+            consultations::transition(c, &id, &action, actor, now_ms, &tariff, committed)
         })
         .await
     }
@@ -209,7 +240,13 @@ impl Store for SqliteStore {
     }
 
     async fn requested_consultations(&self) -> Result<Vec<Consultation>> {
-        self.read(consultations::requested).await
+        self.read(|c| consultations::in_state(c, ConsultationStatus::Requested))
+            .await
+    }
+
+    async fn running_consultations(&self) -> Result<Vec<Consultation>> {
+        self.read(|c| consultations::in_state(c, ConsultationStatus::InProgress))
+            .await
     }
 
     async fn chat_list(
@@ -282,6 +319,68 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.read(move |c| messages::media_by_key(c, uploader, &key))
             .await
+    }
+
+    async fn wallet(&self, user: UserId) -> Result<WalletRow> {
+        let currency = self.tariff.currency.clone();
+        self.read(move |c| wallet::wallet(c, user, &currency)).await
+    }
+
+    async fn ledger(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<(i64, LedgerEntry)>> {
+        self.read(move |c| wallet::ledger(c, user, before, limit))
+            .await
+    }
+
+    async fn credit(&self, credit: Credit) -> Result<WalletRow> {
+        let currency = self.tariff.currency.clone();
+        self.write(move |c, _| wallet::credit(c, &credit, &currency))
+            .await
+    }
+
+    async fn open_payment(&self, payment: NewPayment) -> Result<Opened> {
+        let currency = self.tariff.currency.clone();
+        self.write(move |c, _| wallet::open_payment(c, &payment, &currency))
+            .await
+    }
+
+    async fn payment(&self, payment_id: &str) -> Result<Option<PaymentRow>> {
+        let id = payment_id.to_owned();
+        self.read(move |c| wallet::payment(c, &id)).await
+    }
+
+    async fn capture_payment(&self, payment_id: &str, amount: i64, now_ms: i64) -> Result<Settled> {
+        let id = payment_id.to_owned();
+        self.write(move |c, _| wallet::capture(c, &id, amount, now_ms))
+            .await
+    }
+
+    async fn fail_payment(&self, payment_id: &str, now_ms: i64) -> Result<Settled> {
+        let id = payment_id.to_owned();
+        self.write(move |c, _| wallet::fail(c, &id, now_ms)).await
+    }
+
+    async fn earnings(
+        &self,
+        guide: UserId,
+        before: Option<i64>,
+        limit: usize,
+        since_ms: i64,
+    ) -> Result<EarningsPage> {
+        self.read(move |c| wallet::earnings(c, guide, before, limit, since_ms))
+            .await
+    }
+
+    async fn wallet_notices(&self, after: Option<i64>) -> Result<(i64, Vec<UserId>)> {
+        self.read(move |c| wallet::notices(c, after)).await
+    }
+
+    async fn ledger_audit(&self) -> Result<Vec<(UserId, i64, i64)>> {
+        self.read(wallet::audit).await
     }
 
     async fn flush(&self) -> Result<()> {
