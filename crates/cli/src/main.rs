@@ -132,6 +132,28 @@ enum Command {
     },
     /// Messages waiting to be sent, and failed ones.
     Outbox,
+    /// The wallet's balance.
+    Wallet,
+    /// The wallet's ledger, newest first: one entry per line.
+    Ledger {
+        /// How many (at most 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Pay money into the wallet (customer).
+    Recharge {
+        /// Whole units, 1 to 1000000.
+        amount: i64,
+        /// Names this recharge: the same key again never pays twice. A fresh one by default.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// What a guide earned: today, in total, and the newest consultations (one JSON line).
+    Earnings {
+        /// How many consultations (at most 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// Events as they come (of one consultation, or all); holds the connection open.
     Tail {
         /// Only this consultation.
@@ -299,6 +321,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }));
             }
         }
+        Command::Wallet => print(client.wallet().await?),
+        Command::Ledger { limit } => {
+            for entry in client.ledger(limit, None).await?.items {
+                print(entry);
+            }
+        }
+        Command::Recharge { amount, key } => print(client.recharge(amount, key).await?),
+        Command::Earnings { limit } => print(client.earnings(limit, None).await?),
         Command::Tail { id: only } => {
             let only = only.map(|s| id(&s));
             if let Some(c) = &only {

@@ -3,7 +3,7 @@
 #[path = "../../server/tests/common/mod.rs"]
 mod server;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use server::TestServer;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -115,6 +115,34 @@ async fn a_consultation_scripted_end_to_end_with_tara_cli() {
         online.iter().any(|g| g["id"].as_i64() == Some(guide_id)),
         "{online:?}"
     );
+    // Money first: an empty wallet cannot ask; a recharge (captured at once on a dev server) can.
+    let (_, wallet) = run(url.clone(), customer.clone(), vec!["wallet".into()]).await;
+    assert_eq!(wallet[0]["balance"], 0);
+    let (code, poor) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["request".into(), guide_id.to_string()],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert_eq!(poor[0]["error"]["code"], "INSUFFICIENT_BALANCE");
+    let (code, paid) = run(
+        url.clone(),
+        customer.clone(),
+        vec![
+            "recharge".into(),
+            "500".into(),
+            "--key".into(),
+            "cli-1".into(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (code, paid[0]["status"].as_str()),
+        (0, Some("captured")),
+        "{paid:?}"
+    );
+    assert_eq!(paid[0]["wallet"]["balance"], 500);
     let (code, req) = run(
         url.clone(),
         customer.clone(),
@@ -170,16 +198,40 @@ async fn a_consultation_scripted_end_to_end_with_tara_cli() {
     )
     .await;
     assert!(history.iter().any(|m| m["content"] == "Namaste"));
+    // At least a second has run, so a minute is charged.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, done) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["complete".into(), id.clone()],
+    )
+    .await;
+    assert_eq!(done[0]["status"], "completed");
+    assert_eq!(done[0]["amount_charged"], 20, "one minute at 20");
+    let (_, wallet) = run(url.clone(), customer.clone(), vec!["wallet".into()]).await;
+    assert_eq!(wallet[0]["balance"], 480);
+    let (_, ledger) = run(
+        url.clone(),
+        customer.clone(),
+        vec!["ledger".into(), "--limit".into(), "5".into()],
+    )
+    .await;
+    let kinds: Vec<_> = ledger
+        .iter()
+        .map(|e| (e["kind"].clone(), e["amount"].clone()))
+        .collect();
     assert_eq!(
-        run(
-            url.clone(),
-            customer.clone(),
-            vec!["complete".into(), id.clone()]
-        )
-        .await
-        .1[0]["status"],
-        "completed"
+        kinds,
+        vec![
+            (json!("charge"), json!(-20)),
+            (json!("recharge"), json!(500))
+        ]
     );
+    let (_, earnings) = run(url.clone(), guide.clone(), vec!["earnings".into()]).await;
+    assert_eq!(earnings[0]["total"], 14, "20 less the platform's 30%");
+    assert_eq!(earnings[0]["items"][0]["consultation_id"], id.as_str());
+    let seen = next_event(&mut tail_out, |e| e["type"] == "wallet").await;
+    assert_eq!(seen["balance"], 14, "the guide's tail hears the earning");
     let (code, rated) = run(
         url.clone(),
         customer.clone(),
@@ -254,6 +306,12 @@ async fn a_message_sent_while_the_server_is_down_waits_and_sync_delivers_it() {
         ]
         .map(String::from)
         .to_vec(),
+    )
+    .await;
+    run(
+        url.clone(),
+        customer_dir.clone(),
+        vec!["recharge".into(), "200".into()],
     )
     .await;
     let (_, req) = run(

@@ -118,6 +118,8 @@ pub enum NoticeKind {
     Accepted,
     /// The consultation ended.
     Ended,
+    /// The balance runs out in a minute (customers).
+    EndingSoon,
 }
 
 /// Everything the engine tells its shell.
@@ -188,6 +190,13 @@ pub enum Event {
         event: ConsultationEvent,
         /// After it.
         consultation: Consultation,
+    },
+    /// This user's balance changed (a recharge, a charge, an earning, a credit).
+    Wallet {
+        /// The balance now.
+        balance: i64,
+        /// ISO 4217 code.
+        currency: String,
     },
     /// This user's unread count for a consultation.
     Unread {

@@ -14,6 +14,7 @@
 //! - [`tokens`]: the refresh token in the OS keychain, or an owner-only file.
 //! - [`media`]: image compression before upload.
 //! - [`account`]: birth-details profiles, devices, a guide's own card.
+//! - [`wallet`]: the balance, the ledger, recharges, a guide's earnings.
 //! - [`events`], [`config`], [`error`].
 #![deny(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod events;
 pub mod media;
 pub mod realtime;
 pub mod tokens;
+pub mod wallet;
 
 pub use api::Identity;
 pub use client::{Client, SyncReport};

@@ -680,6 +680,10 @@ impl Session {
                 consultation,
                 ..
             } => self.on_consultation(ws, event, consultation).await,
+            ServerFrame::Wallet { balance, currency } => {
+                self.me.emit(Event::Wallet { balance, currency });
+                true
+            }
             ServerFrame::Unread {
                 consultation_id,
                 unread_count,
@@ -801,6 +805,11 @@ impl Session {
                 NoticeKind::Accepted,
                 c.guide_name.clone(),
                 "accepted your request".to_owned(),
+            )),
+            ConsultationEvent::EndingSoon if !i_am_guide => Some((
+                NoticeKind::EndingSoon,
+                c.guide_name.clone(),
+                "Your balance runs out in a minute. Recharge to keep talking.".to_owned(),
             )),
             ConsultationEvent::Completed => {
                 let other = if i_am_guide {

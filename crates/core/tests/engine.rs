@@ -120,6 +120,15 @@ async fn consultation(server: &TestServer, root: &Path) -> (Party, Party, Consul
         UserType::Customer,
     )
     .await;
+    let paid = customer
+        .client
+        .recharge(1000, None)
+        .await
+        .expect("a dev server captures a recharge at once");
+    assert_eq!(paid.wallet.map(|w| w.balance), Some(1000));
+    customer
+        .until(|e| matches!(e, Event::Wallet { balance: 1000, .. }))
+        .await;
     let c = customer
         .client
         .request(guide.id, None)
@@ -237,8 +246,24 @@ async fn two_clients_hold_a_whole_consultation_through_the_engine() {
         .collect();
     assert_eq!(texts, ["Will I travel this year?", "Yes, in autumn."]);
 
+    // The chat runs on the balance: 1000 at 20 a minute ends 50 minutes after the start.
+    let running = customer
+        .client
+        .consultation(&id)
+        .await
+        .expect("consultation");
+    let (started, ends) = (
+        running.started_at.expect("started").millis(),
+        running.ends_at.expect("ends_at").millis(),
+    );
+    assert_eq!(ends - started, 50 * 60_000);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let done = customer.client.complete(&id, None).await.expect("complete");
     assert_eq!(done.status, ConsultationStatus::Completed);
+    assert_eq!(done.amount_charged, Some(20), "a started minute");
+    customer
+        .until(|e| matches!(e, Event::Wallet { balance: 980, .. }))
+        .await;
     guide
         .until(|e| {
             matches!(
@@ -250,6 +275,21 @@ async fn two_clients_hold_a_whole_consultation_through_the_engine() {
             )
         })
         .await;
+    guide
+        .until(|e| matches!(e, Event::Wallet { balance: 14, .. }))
+        .await;
+    let ledger = customer.client.ledger(10, None).await.expect("ledger");
+    assert_eq!(
+        ledger.items.iter().map(|e| e.amount).collect::<Vec<_>>(),
+        [-20, 1000]
+    );
+    let earned = guide.client.earnings(10, None).await.expect("earnings");
+    assert_eq!((earned.total, earned.today), (14, 14));
+    assert_eq!(earned.items[0].consultation_id, id);
+    assert!(
+        customer.client.earnings(10, None).await.is_err(),
+        "customers earn nothing"
+    );
     let rated = customer
         .client
         .rate(&id, 5, Some("Spot on".into()), None)
