@@ -9,6 +9,7 @@ use tara_protocol::auth::{OtpGenerateResponse, Profile, SessionInfo, UserType};
 use tara_protocol::consultations::{ChatListItem, Consultation, FeedbackResponse, JoinResponse};
 use tara_protocol::customers::{CustomerProfile, CustomerProfileInput};
 use tara_protocol::guides::{Guide, GuideRatings};
+use tara_protocol::wallet::{Earnings, LedgerPage, RechargeResponse, Wallet};
 use tara_protocol::{ConsultationId, UserId};
 use tauri::ipc::{Channel, InvokeBody, Request, Response};
 use tauri::State;
@@ -269,4 +270,44 @@ pub fn info_json(
         "connection": connection,
         "queued": queued,
     })
+}
+
+// ---- money
+
+#[tauri::command]
+pub async fn wallet(shell: S<'_>) -> Result<Wallet> {
+    shell.client().wallet().await
+}
+
+#[tauri::command]
+pub async fn wallet_ledger(
+    shell: S<'_>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<LedgerPage> {
+    shell
+        .client()
+        .ledger(limit.unwrap_or(20), cursor.as_deref())
+        .await
+}
+
+#[tauri::command]
+pub async fn wallet_recharge(
+    shell: S<'_>,
+    amount: i64,
+    idempotency_key: Option<String>,
+) -> Result<RechargeResponse> {
+    shell.client().recharge(amount, idempotency_key).await
+}
+
+#[tauri::command]
+pub async fn guide_earnings(
+    shell: S<'_>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+) -> Result<Earnings> {
+    shell
+        .client()
+        .earnings(limit.unwrap_or(20), cursor.as_deref())
+        .await
 }

@@ -64,6 +64,10 @@ pub fn run() {
             commands::typing,
             commands::mark_read,
             commands::image,
+            commands::wallet,
+            commands::wallet_ledger,
+            commands::wallet_recharge,
+            commands::guide_earnings,
         ])
         .setup(move |app| setup(app, args.clone()))
         .on_window_event(|window, event| {

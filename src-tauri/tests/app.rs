@@ -146,6 +146,33 @@ async fn consultation(
             &format!("const c = document.querySelector(\"{card}\"); return c && /online/i.test(c.textContent);"),
         )
         .await?;
+
+    // ---- an empty wallet: the card offers a recharge instead of a request that would fail
+    ensure!(balance(customer).await? == 0, "a new customer starts at 0");
+    customer
+        .find(&format!("{card} [data-testid=low-balance]"))
+        .await
+        .context("the card says the balance is too low")?;
+    customer
+        .click(&format!("{card} [data-testid=guide-recharge]"))
+        .await?;
+    customer.find("[data-testid=screen-wallet]").await?;
+    customer
+        .click("[data-testid=recharge-amount][data-amount='500']")
+        .await?;
+    customer.click("[data-testid=recharge-submit]").await?;
+    customer
+        .until(
+            "the header shows the new balance",
+            "const b = document.querySelector('[data-testid=wallet-balance]'); return b && !b.hidden && b.dataset.balance === '500';",
+        )
+        .await?;
+    customer.find("[data-testid=ledger-entry]").await?;
+    shot(customer, "wallet").await?;
+    customer.click("[data-testid=back]").await?;
+    customer
+        .find(&format!("{card} [data-testid=guide-request]"))
+        .await?;
     shot(customer, "guide-list").await?;
 
     // ---- the customer requests; the guide sees the request and accepts
@@ -160,10 +187,16 @@ async fn consultation(
         .click("[data-testid=request-card] [data-testid=request-accept]")
         .await?;
 
-    // ---- both are in the chat
+    // ---- both are in the chat, with the time the balance buys: 500 at 20 a minute
     customer.find("[data-testid=screen-chat]").await?;
     guide.find("[data-testid=screen-chat]").await?;
     customer.gone("[data-testid=waiting]").await?;
+    customer
+        .until(
+            "the chat shows the time left",
+            "const t = document.querySelector('[data-testid=time-left]'); return t && !t.hidden && /^2[45]:\\d\\d left$/.test(t.textContent);",
+        )
+        .await?;
 
     // ---- typing is seen, messages go both ways
     customer
@@ -312,6 +345,25 @@ async fn consultation(
         customer.click("[data-testid=end-chat-confirm]").await?;
     }
     customer.find("[data-testid=rating-star-5]").await?;
+    // What it cost: every started minute at 20, and the balance dropped by exactly that.
+    let charged = customer
+        .until(
+            "the rating screen says what was charged",
+            "const a = document.querySelector('[data-testid=amount-charged]'); const m = a && !a.hidden && a.textContent.match(/₹(\\d+) charged/); return m && Number(m[1]);",
+        )
+        .await?
+        .as_i64()
+        .context("a charge")?;
+    ensure!(
+        charged > 0 && charged % 20 == 0,
+        "whole minutes at 20: {charged}"
+    );
+    customer
+        .until(
+            "the balance drops by the charge",
+            &format!("return document.querySelector('[data-testid=wallet-balance]').dataset.balance === '{}';", 500 - charged),
+        )
+        .await?;
     customer.click("[data-testid=rating-star-4]").await?;
     customer
         .type_into("[data-testid=rating-text]", "Clear and kind reading.")
@@ -336,6 +388,21 @@ async fn consultation(
         .await?;
     shot(guide, "guide-ratings").await?;
 
+    // ---- the guide sees the earning: the charge less the platform's 30%
+    let earned = charged - charged * 30 / 100;
+    guide
+        .until(
+            "the guide's home shows today's earnings",
+            &format!("const e = document.querySelector('[data-testid=earnings-summary-today]'); return e && e.textContent === '₹{earned}';"),
+        )
+        .await?;
+    guide.click("[data-testid=open-earnings]").await?;
+    guide.find("[data-testid=screen-earnings]").await?;
+    guide.find("[data-testid=earning-entry]").await?;
+    let total = guide.text("[data-testid=earnings-total]").await?;
+    ensure!(total == format!("₹{earned}"), "total earned {total:?}");
+    shot(guide, "guide-earnings").await?;
+
     // ---- the chat list, and settings
     customer.find("[data-testid=chat-list-item]").await?;
     shot(customer, "chat-list").await?;
@@ -343,7 +410,93 @@ async fn consultation(
     customer.find("[data-testid=screen-settings]").await?;
     shot(customer, "settings").await?;
 
+    // ---- the money runs out: one-second minutes, so the balance lasts seconds
     back.stop().await;
+    let _fast = TestServer::start_at(&dir, &addr.to_string(), |c| {
+        c.billing_minute = std::time::Duration::from_secs(1)
+    })
+    .await;
+    running_out(customer, guide, &card, 500 - charged).await?;
     drop(tmp_dir);
+    Ok(())
+}
+
+/// The customer's balance as the header shows it.
+async fn balance(app: &App) -> Result<i64> {
+    let v = app
+        .until(
+            "the header shows a balance",
+            "const b = document.querySelector('[data-testid=wallet-balance]'); return b && !b.hidden && b.dataset.balance;",
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().parse()?)
+}
+
+/// A second chat on a balance of `left` at 20 a (one-second) minute: the banner warns in the
+/// last minute, a recharge from it extends the chat without leaving it, and at the new end the
+/// server closes it and charges everything.
+async fn running_out(customer: &App, guide: &App, card: &str, left: i64) -> Result<()> {
+    customer.click("[data-testid=nav-home]").await?;
+    customer
+        .until(
+            "the guide is online again after the restart",
+            &format!("const b = document.querySelector(\"{card} [data-testid=guide-request]\"); return b && !b.disabled && !b.hidden;"),
+        )
+        .await?;
+    customer
+        .click(&format!("{card} [data-testid=guide-request]"))
+        .await?;
+    guide.click("[data-testid=nav-home]").await?;
+    guide
+        .click("[data-testid=request-card] [data-testid=request-accept]")
+        .await?;
+    customer.find("[data-testid=screen-chat]").await?;
+    customer
+        .until(
+            "the last minute's banner shows",
+            "const b = document.querySelector('[data-testid=ending-soon]'); return b && !b.hidden && b.offsetParent !== null;",
+        )
+        .await?;
+    guide
+        .find("[data-testid=ending-soon]")
+        .await
+        .context("the guide is warned too")?;
+    shot(customer, "ending-soon").await?;
+    customer.click("[data-testid=ending-soon-recharge]").await?;
+    customer
+        .until(
+            "the recharge moves the end: the banner goes, the chat stays",
+            "const b = document.querySelector('[data-testid=ending-soon]'); return b && b.hidden && !!document.querySelector('[data-testid=screen-chat]');",
+        )
+        .await?;
+    // Ten more (one-second) minutes at 20 were bought: the server warns again before the new
+    // end, and at it ends the chat and charges everything.
+    let minutes_left = std::time::Duration::from_secs(60);
+    customer
+        .until_within(
+            "the server warns again before the new end",
+            "const b = document.querySelector('[data-testid=ending-soon]'); return b && !b.hidden && b.offsetParent !== null;",
+            minutes_left,
+        )
+        .await?;
+    let charged = customer
+        .until(
+            "the server ends the chat when the balance is used up",
+            "const a = document.querySelector('[data-testid=amount-charged]'); const m = a && !a.hidden && a.textContent.match(/₹(\\d+) charged/); return m && Number(m[1]);",
+        )
+        .await?
+        .as_i64()
+        .context("a charge")?;
+    ensure!(
+        charged == left + 200,
+        "all of {left} + 200 was spent: {charged}"
+    );
+    ensure!(balance(customer).await? == 0, "nothing left");
+    guide
+        .until(
+            "the guide sees why it ended",
+            "return /balance ran out/i.test(document.body.textContent);",
+        )
+        .await?;
     Ok(())
 }

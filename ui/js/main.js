@@ -3,9 +3,9 @@
 
 import { call, on, subscribe } from './api.js';
 import * as nav from './nav.js';
-import { state, changed, loadChats, isGuide, myId } from './state.js';
+import { state, changed, loadChats, loadWallet, isGuide, myId } from './state.js';
 import { toast } from './toast.js';
-import { h, icon, toMs } from './util.js';
+import { h, icon, money, toMs } from './util.js';
 import { applyTheme } from './theme.js';
 import { loginScreen } from './views/login.js';
 import { guidesScreen } from './views/guides.js';
@@ -15,6 +15,8 @@ import { chatScreen } from './views/chat.js';
 import { mountChatList } from './views/chatlist.js';
 import { settingsScreen } from './views/settings.js';
 import { ratingScreen } from './views/rating.js';
+import { walletScreen } from './views/wallet.js';
+import { earningsScreen } from './views/earnings.js';
 
 applyTheme();
 
@@ -26,6 +28,8 @@ nav.register('chat', chatScreen);
 nav.register('settings', settingsScreen);
 nav.register('rating', ratingScreen);
 nav.register('chats', () => null);
+nav.register('wallet', walletScreen);
+nav.register('earnings', earningsScreen);
 
 let chatList = null;
 
@@ -55,6 +59,20 @@ function wireTopbar() {
     chatsTab.setAttribute('aria-label', n ? `Chats, ${n} unread` : 'Chats');
   };
   on('ui.chats', update);
+  // The balance, always in sight: a customer's opens the wallet, a guide's the earnings.
+  const wallet = document.getElementById('wallet-pill');
+  wallet.addEventListener('click', () => nav.go(isGuide() ? 'earnings' : 'wallet'));
+  const showWallet = () => {
+    const w = state.wallet;
+    wallet.hidden = !state.identity || !w;
+    if (!w) return;
+    const amount = money(w.balance, w.currency);
+    wallet.textContent = amount;
+    wallet.dataset.balance = String(w.balance);
+    wallet.setAttribute('aria-label', isGuide() ? `Your balance ${amount}: see earnings` : `Wallet balance ${amount}: open the wallet`);
+  };
+  on('ui.wallet', showWallet);
+  on('ui.connection', showWallet);
   const pill = document.getElementById('conn-pill');
   on('ui.connection', () => {
     const s = state.connection;
@@ -79,6 +97,8 @@ async function enter(identity) {
   state.chats.clear();
   state.requests.clear();
   state.guides.clear();
+  state.wallet = null;
+  loadWallet();
   nav.setHome(isGuide() ? 'requests' : 'guides');
   chatList = chatList || mountChatList(document.getElementById('sidebar'));
   chatList.reset();
@@ -118,6 +138,8 @@ function leave(reason) {
   state.chats.clear();
   state.requests.clear();
   state.openChat = null;
+  state.wallet = null;
+  changed('wallet');
   if (chatList) chatList.reset();
   nav.setHome('login');
   nav.go('login', { reason: reason || '' }, { reset: true });

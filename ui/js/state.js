@@ -20,7 +20,32 @@ export const state = {
   profileId: '', // the birth details picked for the next request ('' for none)
   guideMe: null,
   openChat: null, // the consultation id of the chat on screen
+  wallet: null, // {balance, currency}: the server's word, from `wallet` calls and events
 };
+
+/** Minutes of balance a request needs (the server refuses fewer). */
+export const MIN_MINUTES = 5;
+
+export async function loadWallet() {
+  if (!state.identity) return;
+  try {
+    state.wallet = await call('wallet');
+    changed('wallet');
+  } catch {
+    /* shown as unknown until the next event or visit */
+  }
+}
+
+/** Whether the wallet holds enough to ask this guide for a chat (unknown counts as enough). */
+export function canAfford(guide) {
+  if (!state.wallet) return true;
+  return state.wallet.balance >= MIN_MINUTES * (Number(guide.rate_per_minute) || 0);
+}
+
+on('wallet', (e) => {
+  state.wallet = { balance: Number(e.balance) || 0, currency: e.currency || 'INR' };
+  changed('wallet');
+});
 
 /** Tells listeners that one part of the state changed. */
 export function changed(part, detail) {
@@ -93,9 +118,17 @@ export async function loadChats() {
 
 export const reloadChats = debounce(loadChats, 250);
 
+const STAGE = { requested: 0, accepted: 1, in_progress: 2, completed: 3, cancelled: 3 };
+
+/** Whether `c` is an older copy of `than`: an earlier stage of the same consultation. */
+export function isOlder(c, than) {
+  return (STAGE[c.status] ?? 0) < (STAGE[than.status] ?? 0);
+}
+
 /** Puts a fresher Consultation into the chat list (and requests it if it is new). */
 export function updateConsultation(c) {
   const item = state.chats.get(c.consultation_id);
+  if (item && isOlder(c, item.consultation)) return;
   if (item) {
     item.consultation = { ...item.consultation, ...c };
     changed('chats');
@@ -110,7 +143,10 @@ on('connection', (e) => {
   const was = state.connection;
   state.connection = e.state;
   changed('connection');
-  if ((e.state === 'online' || e.state === 'polling') && was !== 'online' && was !== 'polling') reloadChats();
+  if ((e.state === 'online' || e.state === 'polling') && was !== 'online' && was !== 'polling') {
+    reloadChats();
+    loadWallet();
+  }
 });
 
 on('outbox', (e) => {
@@ -119,7 +155,7 @@ on('outbox', (e) => {
 });
 
 on('presence', (e) => {
-  state.presence.set(e.user_id, { status: e.status, last_seen: e.last_seen });
+  state.presence.set(e.user_id, { status: e.status, last_seen: e.last_seen, at: Date.now() });
   const g = state.guides.get(e.user_id);
   if (g) {
     g.status = e.status;

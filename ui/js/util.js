@@ -204,6 +204,17 @@ export function ratingText(avg, count) {
   return count > 0 ? Number(avg).toFixed(1) : 'New';
 }
 
+const SYMBOLS = { INR: '₹', USD: '$', EUR: '€', GBP: '£' };
+
+/** "₹1,250" (or "1,250 AED" for a currency without a symbol here). */
+export function money(amount, currency = 'INR') {
+  const n = Number(amount) || 0;
+  const digits = Math.abs(n).toLocaleString(currency === 'INR' ? 'en-IN' : undefined);
+  const sign = n < 0 ? '−' : '';
+  const sym = SYMBOLS[currency];
+  return sym ? `${sign}${sym}${digits}` : `${sign}${digits} ${currency}`;
+}
+
 /** Plural helper: "1 message", "3 messages". */
 export function plural(n, one, many = `${one}s`) {
   return `${n} ${n === 1 ? one : many}`;

@@ -269,7 +269,12 @@ impl App {
     /// Waits until `check` (a JS function body returning a value) returns something truthy,
     /// and returns it. `what` says what was awaited when it never comes.
     pub async fn until(&self, what: &str, check: &str) -> Result<Value> {
-        let deadline = Instant::now() + WAIT;
+        self.until_within(what, check, WAIT).await
+    }
+
+    /// [`Self::until`] with its own patience, for what takes longer than usual by design.
+    pub async fn until_within(&self, what: &str, check: &str, within: Duration) -> Result<Value> {
+        let deadline = Instant::now() + within;
         let mut last;
         loop {
             match self.js(check, json!([])).await {

@@ -4,11 +4,12 @@
 
 import { call, emit, on } from '../api.js';
 import * as nav from '../nav.js';
-import { state, changed, isGuide, isRated, myId, updateConsultation } from '../state.js';
+import { state, changed, isGuide, isOlder, isRated, myId, updateConsultation } from '../state.js';
 import { toast } from '../toast.js';
-import { avatar, dayKey, dayLabel, duration, h, icon, lastSeen, plural, toMs } from '../util.js';
+import { avatar, dayKey, dayLabel, duration, h, icon, lastSeen, money, plural, toMs } from '../util.js';
 import { bubble, isOwn, signature, updateProgress } from './bubble.js';
 import { intakeCard } from './intake.js';
+import { recharge, rechargeKey, rechargeNote } from './wallet.js';
 
 const PAGE = 50;
 const ACTIVE = new Set(['accepted', 'in_progress']);
@@ -35,6 +36,8 @@ export function chatScreen({ id }) {
   const name = h('h1', { class: 'chat-name', id: 'chat-title', tabindex: '-1' });
   const status = h('p', { class: 'chat-status', 'data-testid': 'chat-header-status', 'aria-live': 'off' });
   const avatarBox = h('span', { class: 'avatar-wrap' });
+  // Time left on the customer's balance: counted down from the server's ends_at, never guessed.
+  const timeLeft = h('p', { class: 'time-left', 'data-testid': 'time-left', hidden: true, 'aria-live': 'off' });
   const endBtn = h('button', { type: 'button', class: 'btn ghost small danger', 'data-testid': 'end-chat', text: 'End chat', hidden: true, on: { click: askEnd } });
   const keepBtn = h('button', { type: 'button', class: 'btn ghost small', text: 'Keep chatting', on: { click: closeConfirm } });
   const confirmBtn = h('button', { type: 'button', class: 'btn danger-solid small', 'data-testid': 'end-chat-confirm', text: 'End now', on: { click: endNow } });
@@ -52,6 +55,16 @@ export function chatScreen({ id }) {
   const olderNote = h('p', { class: 'older-note muted small', hidden: true });
   const scroller = h('div', { class: 'messages', tabindex: '0', role: 'region', 'aria-label': 'Messages' }, olderNote, list);
   const emptyNote = h('div', { class: 'empty chat-empty', hidden: true });
+
+  // ---- the minute before the balance runs out
+  const soonText = h('span', { class: 'ending-soon-text' });
+  const soonBtn = h('button', { type: 'button', class: 'btn primary small', 'data-testid': 'ending-soon-recharge', on: { click: topUp } });
+  const soonBanner = h('div', { class: 'ending-soon', 'data-testid': 'ending-soon', role: 'alert', hidden: true }, soonText, soonBtn);
+  // The server says when the last minute starts (`ending_soon`) and when a recharge moved the
+  // end (`extended`). Until it has said either, a chat opened in its last minute shows it too.
+  let warned = null;
+  let topUpKey = rechargeKey();
+  let toppingUp = false;
 
   // ---- banner, end note, composer
   const banner = h('div', { class: 'offline-banner', 'data-testid': 'offline-banner', role: 'status', hidden: true });
@@ -93,9 +106,11 @@ export function chatScreen({ id }) {
       { class: 'chat-head' },
       avatarBox,
       h('div', { class: 'chat-who' }, name, status),
+      timeLeft,
       endBtn,
     ),
     confirmBar,
+    soonBanner,
     intakeBox,
     scroller,
     emptyNote,
@@ -151,6 +166,62 @@ export function chatScreen({ id }) {
     status.replaceChildren(text);
   }
 
+  /** ms until the balance runs out, or null when the chat does not run on one. */
+  function msLeft() {
+    const c = consultation;
+    if (!c || c.status !== 'in_progress' || !c.ends_at) return null;
+    return toMs(c.ends_at) - Date.now();
+  }
+
+  function tenMinutes() {
+    const rate = (consultation && Number(consultation.rate_per_minute)) || 0;
+    return Math.max(1, 10 * rate);
+  }
+
+  function renderTime() {
+    const left = msLeft();
+    timeLeft.hidden = left === null;
+    if (warned === null && left !== null) warned = left <= 60000;
+    const soon = left !== null && warned;
+    soonBanner.hidden = !soon || left <= 0;
+    if (left === null) return;
+    const s = Math.max(0, Math.floor(left / 1000));
+    const hh = Math.floor(s / 3600);
+    const mm = Math.floor((s % 3600) / 60);
+    const ss = String(s % 60).padStart(2, '0');
+    timeLeft.textContent = hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss} left` : `${mm}:${ss} left`;
+    timeLeft.classList.toggle('urgent', left <= 60000);
+    timeLeft.setAttribute('aria-label', `${hh ? `${hh} h ` : ''}${mm} min ${Number(ss)} s left on the balance`);
+    if (!soonBanner.hidden) {
+      const rate = consultation.rate_per_minute;
+      if (isGuide()) {
+        soonText.textContent = "The customer's balance runs out in under a minute.";
+        soonBtn.hidden = true;
+      } else {
+        soonText.textContent = 'Your balance runs out in under a minute.';
+        soonBtn.hidden = false;
+        soonBtn.disabled = toppingUp;
+        soonBtn.textContent = `Add 10 minutes (${money(10 * rate, (state.wallet && state.wallet.currency) || 'INR')})`;
+      }
+    }
+  }
+
+  async function topUp() {
+    if (toppingUp) return;
+    toppingUp = true;
+    renderTime();
+    try {
+      const r = await recharge(tenMinutes(), topUpKey);
+      topUpKey = rechargeKey();
+      toast(rechargeNote(r));
+    } catch (err) {
+      toast(err);
+    } finally {
+      toppingUp = false;
+      renderTime();
+    }
+  }
+
   function renderFooter() {
     const c = consultation;
     const ended = c && ENDED.has(c.status);
@@ -163,7 +234,11 @@ export function chatScreen({ id }) {
     if (ended) {
       const parts = [h('p', { class: 'ended-title', text: c.status === 'cancelled' ? 'This request was cancelled' : 'This consultation has ended' })];
       if (c.status === 'completed' && c.duration_seconds != null) {
-        parts.push(h('p', { class: 'muted small', text: `${duration(c.duration_seconds)} · ₹${c.rate_per_minute}/min` }));
+        const charged = c.amount_charged != null ? ` · ${money(c.amount_charged)} charged` : '';
+        parts.push(h('p', { class: 'muted small', text: `${duration(c.duration_seconds)} · ₹${c.rate_per_minute}/min${charged}` }));
+      }
+      if (c.end_reason === 'balance_exhausted') {
+        parts.push(h('p', { class: 'small', text: isGuide() ? "The customer's balance ran out." : 'Your balance ran out.' }));
       }
       if (!isGuide() && c.status === 'completed' && !c.rated && !isRated(id)) {
         parts.push(h('button', { type: 'button', class: 'btn primary small', text: 'Rate this consultation', on: { click: () => nav.go('rating', { id }) } }));
@@ -456,11 +531,14 @@ export function chatScreen({ id }) {
 
   function setConsultation(c) {
     if (!c || destroyed) return;
+    // A late answer (the join's "accepted") must not undo a newer event ("started").
+    if (consultation && isOlder(c, consultation)) return;
     const before = consultation && consultation.status;
     consultation = { ...(consultation || {}), ...c };
     updateConsultation(consultation);
     renderHeader();
     renderFooter();
+    renderTime();
     if (ACTIVE.has(consultation.status) && (document.activeElement === document.body || document.activeElement === name)) {
       input.focus();
     }
@@ -525,7 +603,10 @@ export function chatScreen({ id }) {
   offs.push(on('message_added', onMsg), on('message_updated', onMsg));
   offs.push(
     on('consultation', (e) => {
-      if (e.consultation.consultation_id === id) setConsultation(e.consultation);
+      if (e.consultation.consultation_id !== id) return;
+      if (e.event === 'ending_soon') warned = true;
+      if (e.event === 'extended') warned = false;
+      setConsultation(e.consultation);
     }),
   );
   offs.push(
@@ -553,6 +634,8 @@ export function chatScreen({ id }) {
   // Presence wording ("last seen 3 min ago") ages; refresh it now and then.
   const ageTimer = setInterval(renderStatus, 30000);
   offs.push(() => clearInterval(ageTimer));
+  const clockTimer = setInterval(renderTime, 1000);
+  offs.push(() => clearInterval(clockTimer));
 
   function setTimer(fn, ms) {
     const t = setTimeout(() => {

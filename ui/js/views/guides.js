@@ -3,9 +3,9 @@
 
 import { call, on } from '../api.js';
 import * as nav from '../nav.js';
-import { state, reloadChats } from '../state.js';
+import { state, reloadChats, canAfford, MIN_MINUTES } from '../state.js';
 import { toast } from '../toast.js';
-import { avatar, errorText, h, icon, lastSeen, plural, ratingText } from '../util.js';
+import { avatar, errorText, h, icon, lastSeen, money, plural, ratingText } from '../util.js';
 import { openProfileDialog } from './profile-dialog.js';
 
 const filters = { text: '', language: '', onlineOnly: false };
@@ -104,6 +104,16 @@ export function guidesScreen() {
       'data-testid': 'guide-request',
       on: { click: () => request(g.id) },
     });
+    // Too little money for five minutes: say so, and offer the recharge instead of a request
+    // the server would refuse.
+    const low = h('p', { class: 'low-balance', 'data-testid': 'low-balance', hidden: true });
+    const topUp = h('button', {
+      type: 'button',
+      class: 'btn primary',
+      'data-testid': 'guide-recharge',
+      hidden: true,
+      on: { click: () => nav.go('wallet', { suggest: shortfall(g) }) },
+    });
     const el = h(
       'article',
       { class: 'guide-card', 'data-testid': 'guide-card', 'data-guide-id': String(g.id), role: 'listitem' },
@@ -135,7 +145,8 @@ export function guidesScreen() {
       g.skills && g.skills.length
         ? h('ul', { class: 'chips', 'aria-label': 'Skills' }, g.skills.map((s) => h('li', { class: 'chip', text: s })))
         : null,
-      h('div', { class: 'card-actions' }, btn),
+      low,
+      h('div', { class: 'card-actions' }, btn, topUp),
     );
     const update = () => {
       const s = state.guides.get(g.id).status || 'offline';
@@ -145,6 +156,16 @@ export function guidesScreen() {
       btn.disabled = s !== 'online' || requesting;
       btn.textContent = s === 'online' ? 'Request chat' : s === 'busy' ? 'Busy' : 'Unavailable';
       btn.setAttribute('aria-label', s === 'online' ? `Request a chat with ${g.display_name}` : `${g.display_name} is not available`);
+      const poor = s === 'online' && !canAfford(g);
+      low.hidden = !poor;
+      topUp.hidden = !poor;
+      btn.hidden = poor;
+      if (poor) {
+        const w = state.wallet;
+        low.textContent = `${MIN_MINUTES} minutes need ${money(MIN_MINUTES * g.rate_per_minute, w.currency)}; your balance is ${money(w.balance, w.currency)}.`;
+        topUp.textContent = 'Recharge to chat';
+        topUp.setAttribute('aria-label', `Recharge to chat with ${g.display_name}`);
+      }
     };
     update();
     return { el, update, guide: g };
@@ -217,8 +238,18 @@ export function guidesScreen() {
 
   async function load() {
     applyFilters();
+    const asked = Date.now();
     try {
       const list = await call('guides');
+      // The watch starts before the list is read: a change that arrived while it was on its
+      // way is newer than the list, so it wins.
+      for (const g of list) {
+        const p = state.presence.get(g.id);
+        if (p && p.at >= asked) {
+          g.status = p.status;
+          if (p.last_seen) g.last_seen = p.last_seen;
+        }
+      }
       state.guides = new Map(list.map((g) => [g.id, g]));
       loaded = true;
       renderAll();
@@ -267,11 +298,21 @@ export function guidesScreen() {
       for (const c of cards.values()) c.update();
       if (err.code === 'CONSULTATION_ACTIVE') toast('You already have a consultation going. Finish it first.', 'error');
       else if (err.code === 'GUIDE_UNAVAILABLE') toast(`${g.display_name} is not available right now`, 'error');
-      else if (err.code === 'INSUFFICIENT_BALANCE') toast('Your balance is too low for five minutes with this astrologer', 'error');
+      else if (err.code === 'INSUFFICIENT_BALANCE') {
+        toast(`Your balance is too low for ${MIN_MINUTES} minutes with ${g.display_name}. Recharge to chat.`, 'error');
+        nav.go('wallet', { suggest: shortfall(g) });
+      }
       else toast(err);
     }
   }
 
+  /** A recharge that brings the balance to five minutes with `g` (rounded up to 100). */
+  function shortfall(g) {
+    const need = MIN_MINUTES * g.rate_per_minute - ((state.wallet && state.wallet.balance) || 0);
+    return Math.max(100, Math.ceil(need / 100) * 100);
+  }
+
+  offs.push(on('ui.wallet', () => cards.forEach((c) => c.update())));
   offs.push(
     on('ui.presence', (e) => {
       const c = cards.get(e.detail);

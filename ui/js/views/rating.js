@@ -1,10 +1,10 @@
 // Rating a finished consultation: 1–5 stars, what could have been better, a few words.
 
-import { call } from '../api.js';
+import { call, on } from '../api.js';
 import * as nav from '../nav.js';
 import { state, markRated } from '../state.js';
 import { toast } from '../toast.js';
-import { avatar, duration, errorText, h } from '../util.js';
+import { avatar, duration, errorText, h, money } from '../util.js';
 
 const CATEGORIES = ['Accuracy', 'Connection', 'Response time', 'Behaviour'];
 const WORDS = ['', 'Poor', 'Could be better', 'Good', 'Very good', 'Excellent'];
@@ -16,6 +16,7 @@ export function ratingScreen({ id }) {
 
   const heading = h('h1', { id: 'rating-title', tabindex: '-1' });
   const sub = h('p', { class: 'muted' });
+  const charged = h('p', { class: 'amount-charged', 'data-testid': 'amount-charged', hidden: true });
   const who = h('span', { class: 'avatar-wrap' });
   const caption = h('p', { class: 'star-caption', 'aria-hidden': 'true' });
   const stars = [1, 2, 3, 4, 5].map((n) =>
@@ -54,7 +55,7 @@ export function ratingScreen({ id }) {
   const form = h(
     'form',
     { class: 'rating-card', novalidate: true, on: { submit: (e) => (e.preventDefault(), send()) } },
-    h('div', { class: 'rating-hero' }, who, heading, sub),
+    h('div', { class: 'rating-hero' }, who, heading, sub, charged),
     starGroup,
     caption,
     h('fieldset', { class: 'categories' }, h('legend', { class: 'label', text: 'Anything that could have been better?' }), h('div', { class: 'chip-checks' }, checks.map((c) => c.el))),
@@ -73,6 +74,13 @@ export function ratingScreen({ id }) {
       consultation && consultation.duration_seconds != null
         ? `${duration(consultation.duration_seconds)} · ₹${consultation.rate_per_minute}/min`
         : 'Your rating helps others find the right astrologer.';
+    const amount = consultation && consultation.amount_charged;
+    charged.hidden = amount == null;
+    if (amount != null) {
+      const w = state.wallet;
+      const left = w ? ` · balance ${money(w.balance, w.currency)}` : '';
+      charged.textContent = `${money(amount, (w && w.currency) || 'INR')} charged${left}`;
+    }
   }
 
   function pick(n) {
@@ -118,7 +126,8 @@ export function ratingScreen({ id }) {
 
   stars.forEach((s, i) => (s.tabIndex = i === 0 ? 0 : -1));
   show();
-  if (!consultation || consultation.duration_seconds == null) {
+  const offWallet = on('ui.wallet', show);
+  if (!consultation || consultation.duration_seconds == null || consultation.amount_charged == null) {
     call('consultation_get', { id })
       .then((c) => {
         consultation = c;
@@ -127,5 +136,5 @@ export function ratingScreen({ id }) {
       .catch(() => {});
   }
 
-  return { el, focus: () => stars[0].focus() };
+  return { el, focus: () => stars[0].focus(), destroy: offWallet };
 }

@@ -5,7 +5,7 @@ import { call, on } from '../api.js';
 import * as nav from '../nav.js';
 import { state, myId, reloadChats, updateConsultation } from '../state.js';
 import { toast } from '../toast.js';
-import { ago, avatar, errorText, h, mmss, plural, ratingText, shortWhen, toMs } from '../util.js';
+import { ago, avatar, errorText, h, mmss, money, plural, ratingText, shortWhen, toMs } from '../util.js';
 import { intakeCard } from './intake.js';
 
 const REQUEST_TIMEOUT_MS = 120000;
@@ -33,6 +33,26 @@ export function requestsScreen() {
   const onlineHint = h('span', { class: 'muted small' });
   const onlineCard = h('div', { class: 'online-card' }, h('div', { class: 'online-text' }, onlineTitle, onlineHint), toggle);
 
+  // ---- what the guide earned
+  const earnedToday = h('strong', { 'data-testid': 'earnings-summary-today', text: '…' });
+  const earnedTotal = h('strong', { 'data-testid': 'earnings-summary-total', text: '…' });
+  const earningsCard = h(
+    'div',
+    { class: 'card earnings-summary', 'data-testid': 'earnings-summary' },
+    h('div', null, h('span', { class: 'muted small', text: 'Earned today ' }), earnedToday),
+    h('div', null, h('span', { class: 'muted small', text: 'In total ' }), earnedTotal),
+    h('button', { type: 'button', class: 'btn ghost small', 'data-testid': 'open-earnings', text: 'See earnings', on: { click: () => nav.go('earnings') } }),
+  );
+  async function loadEarnings() {
+    try {
+      const e = await call('guide_earnings', { limit: 1 });
+      earnedToday.textContent = money(e.today, e.currency);
+      earnedTotal.textContent = money(e.total, e.currency);
+    } catch {
+      /* the card keeps its last figures */
+    }
+  }
+
   const list = h('div', { class: 'request-list', 'aria-live': 'polite' });
   const ratingsBox = h('div', { class: 'ratings-box' }, h('p', { class: 'muted', text: 'Loading your ratings…' }));
 
@@ -41,6 +61,7 @@ export function requestsScreen() {
     { class: 'screen screen-requests', 'data-testid': 'screen-requests', 'aria-labelledby': 'requests-title' },
     h('header', { class: 'screen-head' }, h('h1', { id: 'requests-title', tabindex: '-1', text: 'Requests' })),
     onlineCard,
+    earningsCard,
     list,
     h('h2', { class: 'section-title', text: 'Ratings received' }),
     ratingsBox,
@@ -237,10 +258,13 @@ export function requestsScreen() {
   }
   ticker = setInterval(() => cards.forEach((c) => c.tick()), 1000);
 
+  offs.push(on('wallet', loadEarnings));
+
   showSwitch();
   renderRequests();
   load();
   loadRatings();
+  loadEarnings();
 
   return {
     el,
