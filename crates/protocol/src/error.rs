@@ -26,11 +26,13 @@ pub enum ErrorCode {
     RateLimited,
     OtpAttemptsExceeded,
     Internal,
+    /// Not in the contract: the SMS gateway could not take a login code (503).
+    SmsUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         Self::ValidationFailed,
         Self::OtpInvalid,
         Self::OtpExpired,
@@ -49,6 +51,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::OtpAttemptsExceeded,
         Self::Internal,
+        Self::SmsUnavailable,
     ];
 
     /// The HTTP status that goes with the code.
@@ -67,6 +70,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => 415,
             Self::RateLimited | Self::OtpAttemptsExceeded => 429,
             Self::Internal => 500,
+            Self::SmsUnavailable => 503,
         }
     }
 
@@ -91,6 +95,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::OtpAttemptsExceeded => "OTP_ATTEMPTS_EXCEEDED",
             Self::Internal => "INTERNAL",
+            Self::SmsUnavailable => "SMS_UNAVAILABLE",
         }
     }
 }
