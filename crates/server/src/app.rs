@@ -3,6 +3,7 @@
 //! thin translations onto these.
 
 use crate::auth::sms::{ConsoleSms, NoSms, SmsSender};
+use crate::auth::sms_gateway::HttpSms;
 use crate::auth::tokens::Keys;
 use crate::auth::AuthUser;
 use crate::config::Config;
@@ -81,10 +82,10 @@ impl AppState {
             presence_tx.clone(),
         ));
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir, hub.clone())?);
-        let sms: Arc<dyn SmsSender> = if config.dev {
-            Arc::new(ConsoleSms)
-        } else {
-            Arc::new(NoSms)
+        let sms: Arc<dyn SmsSender> = match &config.sms {
+            Some(gateway) => Arc::new(HttpSms::new(gateway.clone())?),
+            None if config.dev => Arc::new(ConsoleSms),
+            None => Arc::new(NoSms),
         };
         let (done_tx, done_rx) = mpsc::channel(1);
         let state = AppState(Arc::new(App {

@@ -342,6 +342,8 @@ pub trait Store: Send + Sync + 'static {
     async fn otp_times(&self, phone: &str, since_ms: i64) -> Result<Vec<i64>>;
     /// Stores a new code request.
     async fn insert_otp(&self, record: OtpRecord) -> Result<()>;
+    /// Forgets a code request (its SMS could not be sent), so it no longer counts.
+    async fn delete_otp(&self, request_id: &str) -> Result<()>;
     /// Checks a code; counts a wrong one; burns after `max_attempts` wrong ones.
     async fn check_otp(
         &self,

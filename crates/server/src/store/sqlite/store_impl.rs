@@ -62,6 +62,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn delete_otp(&self, request_id: &str) -> Result<()> {
+        let rid = request_id.to_owned();
+        self.write(move |c, _| {
+            c.execute("DELETE FROM otp_requests WHERE request_id = ?1", [rid])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn check_otp(
         &self,
         request_id: &str,
