@@ -11,6 +11,7 @@
 //! - [`store`]: the storage trait and its SQLite backend (group commit on one writer thread).
 //! - [`state`]: the consultation state machine as a pure function.
 //! - [`auth`]: OTP codes, JWT access tokens, refresh tokens, the `AuthUser` extractor.
+//! - [`push`]: pushes to phones with no open connection (FCM, APNs), never in the way of a send.
 //! - [`media`], [`ratelimit`], [`metrics`], [`demo`], [`error`].
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod error;
 pub mod media;
 pub mod metrics;
+pub mod push;
 pub mod ratelimit;
 pub mod realtime;
 #[allow(missing_docs)]

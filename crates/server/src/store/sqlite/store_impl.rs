@@ -1,6 +1,6 @@
 //! `Store` for `SqliteStore`: each call is a read on the pool or a job for the writer.
 
-use super::{accounts, consultations, messages, rows, SqliteStore};
+use super::{accounts, consultations, devices, messages, rows, SqliteStore};
 use crate::error::Result;
 use crate::state::Action;
 use crate::store::*;
@@ -124,6 +124,26 @@ impl Store for SqliteStore {
         let id = id.clone();
         self.write(move |c, _| accounts::revoke_session(c, user, &id, now_ms))
             .await
+    }
+
+    async fn set_push_token(&self, row: PushTokenRow) -> Result<()> {
+        self.write(move |c, _| devices::set(c, &row)).await
+    }
+
+    async fn delete_session_push_token(&self, session: &SessionId) -> Result<bool> {
+        let session = session.clone();
+        self.write(move |c, _| devices::delete_for_session(c, &session))
+            .await
+    }
+
+    async fn delete_push_token(&self, user: Option<UserId>, token: &str) -> Result<bool> {
+        let token = token.to_owned();
+        self.write(move |c, _| devices::delete_token(c, user, &token))
+            .await
+    }
+
+    async fn push_tokens(&self, user: UserId) -> Result<Vec<PushTokenRow>> {
+        self.read(move |c| devices::for_user(c, user)).await
     }
 
     async fn guides(&self, after: Option<UserId>, limit: usize) -> Result<Vec<GuideRow>> {
