@@ -5,9 +5,9 @@
 #[cfg(desktop)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tara_core::NoticeKind;
+use tauri::AppHandle;
 #[cfg(desktop)]
 use tauri::Manager;
-use tauri::AppHandle;
 
 /// Notifications whose click is still awaited (each holds a thread until it closes; notification
 /// trays may keep them for long). Past this many, new ones show without waiting for a click.

@@ -3,12 +3,14 @@
 //! the test's own keys), plus when a push goes out and what it may say.
 
 mod common;
+#[allow(dead_code)]
+mod stand_in;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use common::stand_in::{Answer, Seen, StandIn};
 use common::{cmid, TestServer, User, Ws};
 use serde_json::{json, Value};
+use stand_in::{Answer, Seen, StandIn};
 use std::sync::OnceLock;
 use std::time::Duration;
 use tara_server::config::{ApnsConfig, FcmConfig, Secret};

@@ -2,10 +2,12 @@
 //! server sends and fails on demand.
 
 mod common;
+#[allow(dead_code)]
+mod stand_in;
 
-use common::stand_in::{Answer, Seen, StandIn};
 use common::{Reply, TestServer};
 use serde_json::{json, Value};
+use stand_in::{Answer, Seen, StandIn};
 use std::process::Stdio;
 use std::time::Duration;
 use tara_server::config::{SmsAuth, SmsGatewayConfig};

@@ -2,8 +2,6 @@
 //! WebSocket clients, and helpers that log people in the way an app would.
 #![allow(dead_code)]
 
-pub mod stand_in;
-
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};

@@ -2,6 +2,8 @@
 //! SMS gateway, FCM, APNs): it records every request and answers from a script. It speaks
 //! HTTP/1.1 and HTTP/2 with prior knowledge (as APNs clients do over TLS), so a test can check
 //! which one a client used.
+//!
+//! It sits beside `common`, not in it: the app's tests share `common` and have no axum.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -11,6 +13,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
+
+/// How long a test waits for requests that should come soon.
+const WAIT: Duration = Duration::from_secs(10);
 
 /// One request as it arrived.
 #[derive(Debug, Clone)]
@@ -142,7 +147,7 @@ impl StandIn {
 
     /// Waits until `n` requests under `prefix` have arrived (at most 10 s), and returns them.
     pub async fn wait_for(&self, prefix: &str, n: usize) -> Vec<Seen> {
-        let deadline = tokio::time::Instant::now() + super::WAIT;
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let arrived = self.inner.arrived.notified();
             let got = self.seen_under(prefix);
