@@ -4,7 +4,7 @@
 //! they need is shown, whole and inside the window, and nothing scrolls sideways.
 
 #[path = "../../crates/server/tests/common/mod.rs"]
-#[allow(unused_imports, dead_code)]
+#[allow(unused_imports)]
 mod server;
 #[allow(dead_code)]
 mod support;
