@@ -2,13 +2,18 @@
 //! background: a message, a request (for a guide: urgent, stays until dismissed), accepted, ended.
 //! Clicking one brings the window forward on that chat where the platform reports clicks.
 
+#[cfg(desktop)]
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tara_core::NoticeKind;
-use tauri::{AppHandle, Manager};
+use tauri::AppHandle;
+#[cfg(desktop)]
+use tauri::Manager;
 
 /// Notifications whose click is still awaited (each holds a thread until it closes; notification
 /// trays may keep them for long). Past this many, new ones show without waiting for a click.
+#[cfg(desktop)]
 const MAX_AWAITING: usize = 16;
+#[cfg(desktop)]
 static AWAITING: AtomicUsize = AtomicUsize::new(0);
 
 /// Linux notification servers may read the body as markup: other people's text must stay text.
@@ -77,7 +82,10 @@ pub fn show(
     });
 }
 
-/// Phones get notifications from the OS push service, not from here.
+/// Phones: nothing here. With the app in front the UI shows what came; in the background the
+/// OS may suspend the app at any moment, so the server's push (FCM, APNs) is what reaches the
+/// person (`tara-server --fcm-service-account`, `--apns-key`). notify-rust is not even a
+/// dependency of mobile builds (see Cargo.toml).
 #[cfg(mobile)]
 pub fn show(
     _app: &AppHandle,

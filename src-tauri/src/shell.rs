@@ -109,6 +109,8 @@ impl Shell {
     /// Brings the window forward (a second start of the profile, a clicked notification).
     pub fn show(&self) {
         if let Some(w) = self.app.get_webview_window(crate::MAIN) {
+            // Phones have no minimized windows (Tauri has the call on desktop only).
+            #[cfg(desktop)]
             let _ = w.unminimize();
             let _ = w.show();
             let _ = w.set_focus();

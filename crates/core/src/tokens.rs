@@ -41,10 +41,9 @@ impl TokenStore {
     }
 
     fn load_now(&self) -> Result<Option<String>> {
-        if let Some(entry) = self.keychain() {
-            match entry.get_password() {
-                Ok(t) => return Ok(Some(t)),
-                Err(keyring::Error::NoEntry) => return Ok(None),
+        if let Some((service, account)) = self.keychain() {
+            match keychain::load(service, account) {
+                Ok(found) => return Ok(found),
                 Err(e) => tracing::debug!(error = %e, "no keychain; using the token file"),
             }
         }
@@ -57,8 +56,8 @@ impl TokenStore {
     }
 
     fn save_now(&self, token: &str) -> Result<()> {
-        if let Some(entry) = self.keychain() {
-            match entry.set_password(token) {
+        if let Some((service, account)) = self.keychain() {
+            match keychain::save(service, account, token) {
                 Ok(()) => {
                     let _ = std::fs::remove_file(&self.file);
                     return Ok(());
@@ -70,8 +69,8 @@ impl TokenStore {
     }
 
     fn clear_now(&self) -> Result<()> {
-        if let Some(entry) = self.keychain() {
-            let _ = entry.delete_credential();
+        if let Some((service, account)) = self.keychain() {
+            keychain::clear(service, account);
         }
         match std::fs::remove_file(&self.file) {
             Ok(()) => Ok(()),
@@ -80,14 +79,60 @@ impl TokenStore {
         }
     }
 
-    fn keychain(&self) -> Option<keyring::Entry> {
+    fn keychain(&self) -> Option<(&str, &str)> {
         match &self.kind {
-            TokenStoreKind::Keychain { service, account } => {
-                keyring::Entry::new(service, account).ok()
-            }
+            TokenStoreKind::Keychain { service, account } => Some((service, account)),
             TokenStoreKind::File => None,
         }
     }
+}
+
+/// The OS keychain through `keyring`: the Secret Service on Linux, the Keychain on macOS and
+/// iOS, the Credential Manager on Windows.
+#[cfg(not(target_os = "android"))]
+mod keychain {
+    fn entry(service: &str, account: &str) -> Result<keyring::Entry, String> {
+        keyring::Entry::new(service, account).map_err(|e| e.to_string())
+    }
+
+    /// The token, or None if none is stored; `Err` when there is no keychain to ask.
+    pub fn load(service: &str, account: &str) -> Result<Option<String>, String> {
+        match entry(service, account)?.get_password() {
+            Ok(t) => Ok(Some(t)),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub fn save(service: &str, account: &str, token: &str) -> Result<(), String> {
+        entry(service, account)?
+            .set_password(token)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn clear(service: &str, account: &str) {
+        if let Ok(e) = entry(service, account) {
+            let _ = e.delete_credential();
+        }
+    }
+}
+
+/// Android: `keyring` has no store there (it would fall back to memory and lose the sign-in
+/// at every start), so the token goes to the owner-only file. The app's data folder is
+/// private to the app on Android; an Android Keystore backend would need JNI (not built).
+#[cfg(target_os = "android")]
+mod keychain {
+    const NONE: &str = "no keychain on Android";
+
+    pub fn load(_service: &str, _account: &str) -> Result<Option<String>, String> {
+        Err(NONE.into())
+    }
+
+    pub fn save(_service: &str, _account: &str, _token: &str) -> Result<(), String> {
+        Err(NONE.into())
+    }
+
+    pub fn clear(_service: &str, _account: &str) {}
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -28,11 +28,13 @@ pub enum ErrorCode {
     Internal,
     /// Extension: recharges are not set up on this server (503).
     PaymentsUnavailable,
+    /// Not in the contract: the SMS gateway could not take a login code (503).
+    SmsUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::ValidationFailed,
         Self::OtpInvalid,
         Self::OtpExpired,
@@ -52,6 +54,7 @@ impl ErrorCode {
         Self::OtpAttemptsExceeded,
         Self::Internal,
         Self::PaymentsUnavailable,
+        Self::SmsUnavailable,
     ];
 
     /// The HTTP status that goes with the code.
@@ -71,6 +74,7 @@ impl ErrorCode {
             Self::RateLimited | Self::OtpAttemptsExceeded => 429,
             Self::Internal => 500,
             Self::PaymentsUnavailable => 503,
+            Self::SmsUnavailable => 503,
         }
     }
 
@@ -96,6 +100,7 @@ impl ErrorCode {
             Self::OtpAttemptsExceeded => "OTP_ATTEMPTS_EXCEEDED",
             Self::Internal => "INTERNAL",
             Self::PaymentsUnavailable => "PAYMENTS_UNAVAILABLE",
+            Self::SmsUnavailable => "SMS_UNAVAILABLE",
         }
     }
 }

@@ -9,13 +9,14 @@
 //! - [`time`]: [`Timestamp`], RFC 3339 UTC with milliseconds.
 //! - [`error`]: [`ErrorCode`] with its HTTP status, and the `{"error": …}` body.
 //! - [`auth`], [`guides`], [`customers`], [`consultations`], [`messages`], [`media`],
-//!   [`wallet`]: request and response bodies of the REST calls, named after the call.
+//!   [`wallet`], [`devices`]: request and response bodies of the REST calls, named after the call.
 //! - [`realtime`]: [`ClientFrame`] and [`ServerFrame`], the WebSocket frames, tagged by `type`.
 #![deny(missing_docs)]
 
 pub mod auth;
 pub mod consultations;
 pub mod customers;
+pub mod devices;
 pub mod error;
 pub mod guides;
 pub mod ids;

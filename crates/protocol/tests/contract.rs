@@ -258,6 +258,7 @@ fn every_error_code_has_the_status_of_the_contract() {
         ("OTP_ATTEMPTS_EXCEEDED", 429),
         ("INTERNAL", 500),
         ("PAYMENTS_UNAVAILABLE", 503),
+        ("SMS_UNAVAILABLE", 503),
     ];
     assert_eq!(expected.len(), ErrorCode::ALL.len());
     for (name, status) in expected {
@@ -326,4 +327,23 @@ fn wallet_and_billing_bodies_round_trip() {
         );
     }
     round_trip::<ServerFrame>(json!({"type": "wallet", "balance": 440, "currency": "INR"}));
+}
+
+#[test]
+fn push_token_bodies_name_the_platform_and_default_to_full_previews() {
+    use tara_protocol::devices::{PushPlatform, PushTokenDelete, PushTokenRequest};
+    let req: PushTokenRequest = serde_json::from_value(json!({"platform":"ios","token":"ab12"}))
+        .expect("parses without private_previews");
+    assert_eq!(
+        (req.platform, req.private_previews),
+        (PushPlatform::Ios, false)
+    );
+    round_trip::<PushTokenRequest>(
+        json!({"platform":"android","token":"f00","private_previews":true}),
+    );
+    assert!(
+        serde_json::from_value::<PushTokenRequest>(json!({"platform":"web","token":"x"})).is_err()
+    );
+    round_trip::<PushTokenDelete>(json!({}));
+    round_trip::<PushTokenDelete>(json!({"token":"f00"}));
 }

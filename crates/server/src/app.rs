@@ -3,12 +3,14 @@
 //! thin translations onto these.
 
 use crate::auth::sms::{ConsoleSms, NoSms, SmsSender};
+use crate::auth::sms_gateway::HttpSms;
 use crate::auth::tokens::Keys;
 use crate::auth::AuthUser;
 use crate::billing::payments::{DevProvider, PaymentProvider, WebhookProvider};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
+use crate::push::{self, CommitFanout, PushQueue};
 use crate::ratelimit::RateLimiter;
 use crate::realtime::hub::{ConnId, Hub, HubConfig};
 use crate::state::Action;
@@ -51,6 +53,8 @@ pub struct App {
     pub keys: Keys,
     /// Delivers login codes.
     pub sms: Arc<dyn SmsSender>,
+    /// Pushes to phones with no open connection.
+    pub push: PushQueue,
     /// Message rate per sender per consultation.
     pub limiter: Arc<RateLimiter<(UserId, ConsultationId)>>,
     /// Where uploaded images live.
@@ -98,17 +102,23 @@ impl AppState {
             currency: config.currency.clone(),
             minute_ms: config.billing_minute.as_millis().max(1) as i64,
         };
+        let providers = push::providers(&config.push)?;
+        let (push_queue, push_rx) = PushQueue::new(config.push.queue, providers.any());
+        let fanout = Arc::new(CommitFanout {
+            hub: hub.clone(),
+            push: push_queue.clone(),
+        });
         let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data_dir, hub.clone())?.with_tariff(tariff));
+            Arc::new(SqliteStore::open(&config.data_dir, fanout)?.with_tariff(tariff));
         let payments: Option<Arc<dyn PaymentProvider>> = match &config.payment_webhook_secret {
             Some(secret) => Some(Arc::new(WebhookProvider::new(secret.as_bytes()))),
             None if config.dev => Some(Arc::new(DevProvider)),
             None => None,
         };
-        let sms: Arc<dyn SmsSender> = if config.dev {
-            Arc::new(ConsoleSms)
-        } else {
-            Arc::new(NoSms)
+        let sms: Arc<dyn SmsSender> = match &config.sms {
+            Some(gateway) => Arc::new(HttpSms::new(gateway.clone())?),
+            None if config.dev => Arc::new(ConsoleSms),
+            None => Arc::new(NoSms),
         };
         let (done_tx, done_rx) = mpsc::channel(1);
         let state = AppState(Arc::new(App {
@@ -121,6 +131,7 @@ impl AppState {
             hub,
             keys,
             sms,
+            push: push_queue,
             media_dir,
             payments,
             timers: Mutex::new(HashMap::new()),
@@ -139,8 +150,16 @@ impl AppState {
             presence_rx,
             watch_rx,
         ));
+        let pushing = tokio::spawn(push::run(
+            push_rx,
+            state.store.clone(),
+            providers,
+            state.config.push.concurrency,
+            state.presence_tx.clone(),
+        ));
         if let Ok(mut bg) = state.background.lock() {
             bg.push(presence);
+            bg.push(pushing);
         }
         for c in state.store.requested_consultations().await? {
             let age = Timestamp::now().millis() - c.created_at.millis();
@@ -322,7 +341,10 @@ impl AppState {
     pub fn guide_status(&self, g: &GuideRow) -> PresenceStatus {
         if g.busy {
             PresenceStatus::Busy
-        } else if g.available && self.hub.is_online(g.user.id) {
+        } else if g.available
+            && (self.hub.is_online(g.user.id) || (g.push_reachable && self.push.enabled()))
+        {
+            // A guide whose phone is asleep stays requestable while it can be woken by push.
             PresenceStatus::Online
         } else {
             PresenceStatus::Offline
@@ -437,6 +459,18 @@ impl AppState {
         self.hub.send_to_users(&[c.customer_id, c.guide_id], &frame);
         // The guide's busy state follows the consultation's; customers see the change live.
         self.presence_changed(c.guide_id);
+    }
+
+    /// Wakes the guide's phone for a new request if no app of theirs is connected.
+    pub fn push_request(&self, c: &Consultation) {
+        if !self.hub.has_connection(c.guide_id) {
+            self.push.offer(push::Event::Request {
+                consultation_id: c.consultation_id.clone(),
+                guide: c.guide_id,
+                customer: c.customer_id,
+                expires_in: self.config.request_timeout,
+            });
+        }
     }
 
     /// Cancels a request nobody answered after `after`.

@@ -59,7 +59,148 @@ pub struct Config {
     pub wallet_poll: Duration,
     /// How long a billed minute is (a minute; tests shorten it).
     pub billing_minute: Duration,
+    /// The HTTP gateway login codes go through; without it, `--dev` prints them and
+    /// production sends nothing.
+    pub sms: Option<SmsGatewayConfig>,
+    /// Push providers; with none configured, no push is sent.
+    pub push: PushConfig,
 }
+
+/// A secret setting (a token, a private key): its `Debug` never shows it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// What `Debug` prints instead.
+    pub const REDACTED: &'static str = "<redacted>";
+
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Self::REDACTED)
+    }
+}
+
+/// How the SMS gateway is told who we are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsAuth {
+    /// `Authorization: Bearer TOKEN`.
+    Bearer,
+    /// `Authorization: Basic base64(TOKEN)`, with TOKEN as `user:password`.
+    Basic,
+    /// The token as the value of this header (MSG91's `authkey`).
+    Header(String),
+}
+
+/// An HTTP SMS gateway: one POST per code.
+#[derive(Debug, Clone)]
+pub struct SmsGatewayConfig {
+    /// Where to POST.
+    pub url: String,
+    /// The credential.
+    pub token: Secret,
+    /// How the credential is sent.
+    pub auth: SmsAuth,
+    /// The body, with `{phone}` (+919876543210), `{phone_digits}` (919876543210), `{text}`
+    /// and `{code}` filled in, each escaped for the content type.
+    pub template: String,
+    /// The body's content type (JSON and form bodies get their values escaped).
+    pub content_type: String,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// Further attempts after a 5xx, a 429 or no answer.
+    pub retries: u32,
+    /// The wait before the first retry; doubled for each next one.
+    pub backoff: Duration,
+}
+
+impl SmsGatewayConfig {
+    /// A gateway at `url` with `token` as a bearer token and a JSON body
+    /// `{"to": PHONE, "text": TEXT}`: 10 s per attempt, 2 retries from 500 ms.
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token: Secret::new(token),
+            auth: SmsAuth::Bearer,
+            template: DEFAULT_SMS_TEMPLATE.into(),
+            content_type: "application/json".into(),
+            timeout: Duration::from_secs(10),
+            retries: 2,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The body sent to an SMS gateway unless `--sms-template` says otherwise.
+pub const DEFAULT_SMS_TEMPLATE: &str = r#"{"to":"{phone}","text":"{text}"}"#;
+
+/// Where pushes go. Each provider is optional; a device of a platform with no provider gets none.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// Firebase Cloud Messaging (Android).
+    pub fcm: Option<FcmConfig>,
+    /// Apple Push Notification service (iOS).
+    pub apns: Option<ApnsConfig>,
+    /// Pushes waiting to go out at most; past it new ones are dropped (and counted), never
+    /// waited for.
+    pub queue: usize,
+    /// Pushes in flight at once.
+    pub concurrency: usize,
+    /// How long one provider request may take.
+    pub timeout: Duration,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            fcm: None,
+            apns: None,
+            queue: 1024,
+            concurrency: 8,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// FCM HTTP v1 with a service account.
+#[derive(Debug, Clone)]
+pub struct FcmConfig {
+    /// The service-account JSON as Google hands it out (`project_id`, `client_email`,
+    /// `private_key`, `token_uri`).
+    pub service_account_json: Secret,
+    /// Where `v1/projects/ID/messages:send` lives (`https://fcm.googleapis.com`).
+    pub base_url: String,
+}
+
+/// APNs with a token-signing key (.p8).
+#[derive(Debug, Clone)]
+pub struct ApnsConfig {
+    /// The .p8 key, PEM (PKCS#8, P-256).
+    pub key_pem: Secret,
+    /// The key's id (10 characters, from the developer account).
+    pub key_id: String,
+    /// The team id.
+    pub team_id: String,
+    /// The app's bundle id, sent as `apns-topic`.
+    pub topic: String,
+    /// `https://api.push.apple.com`, or the sandbox, or a local stand-in in tests.
+    pub base_url: String,
+}
+
+/// FCM's endpoint.
+pub const FCM_BASE_URL: &str = "https://fcm.googleapis.com";
+/// APNs' production endpoint (`https://api.sandbox.push.apple.com` for development builds).
+pub const APNS_BASE_URL: &str = "https://api.push.apple.com";
 
 impl Config {
     /// The contract's defaults, storing under `data_dir`.
@@ -91,6 +232,8 @@ impl Config {
             demo_credit: 500,
             wallet_poll: Duration::from_millis(250),
             billing_minute: Duration::from_secs(60),
+            sms: None,
+            push: PushConfig::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`state`]: the consultation state machine as a pure function.
 //! - [`billing`]: per-minute prices, the balance timer, payment providers.
 //! - [`auth`]: OTP codes, JWT access tokens, refresh tokens, the `AuthUser` extractor.
+//! - [`push`]: pushes to phones with no open connection (FCM, APNs), never in the way of a send.
 //! - [`media`], [`ratelimit`], [`metrics`], [`demo`], [`error`].
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod error;
 pub mod media;
 pub mod metrics;
+pub mod push;
 pub mod ratelimit;
 pub mod realtime;
 #[allow(missing_docs)]

@@ -3,6 +3,8 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
+use tara_server::config::{ApnsConfig, FcmConfig, PushConfig, Secret, SmsAuth, SmsGatewayConfig};
 use tara_server::store::{
     sqlite::SqliteStore, CommitListener, Committed, Credit, NewGuide, Store, Tariff,
 };
@@ -21,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage guides.
     #[command(subcommand)]
     Guide(GuideCommand),
@@ -61,6 +63,132 @@ struct ServeArgs {
     /// For tests of the balance timer across restarts: a billed minute of this many ms.
     #[arg(long, hide = true, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     billing_minute_ms: u64,
+    #[command(flatten)]
+    sms: SmsArgs,
+    #[command(flatten)]
+    push: PushArgs,
+}
+
+/// Login codes by an HTTP SMS gateway.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "SMS gateway")]
+struct SmsArgs {
+    /// Where to POST each login code. Without it, --dev prints codes and production sends none.
+    #[arg(long, env = "TARA_SMS_URL")]
+    sms_url: Option<String>,
+    /// The gateway's credential (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "TARA_SMS_TOKEN", hide_env_values = true)]
+    sms_token: Option<String>,
+    /// `bearer` (Authorization: Bearer TOKEN), `basic` (TOKEN is user:password), or
+    /// `header:NAME` (the token as header NAME, e.g. header:authkey).
+    #[arg(long, default_value = "bearer", env = "TARA_SMS_AUTH")]
+    sms_auth: String,
+    /// The body, with {phone} (+919876543210), {phone_digits} (919876543210), {text} and
+    /// {code} filled in and escaped for --sms-content-type.
+    #[arg(long, default_value = tara_server::config::DEFAULT_SMS_TEMPLATE, env = "TARA_SMS_TEMPLATE")]
+    sms_template: String,
+    /// The body's content type, e.g. application/x-www-form-urlencoded for Twilio.
+    #[arg(
+        long,
+        default_value = "application/json",
+        env = "TARA_SMS_CONTENT_TYPE"
+    )]
+    sms_content_type: String,
+    /// Seconds one attempt may take.
+    #[arg(long, default_value_t = 10)]
+    sms_timeout: u64,
+    /// Further attempts after a 5xx, a 429 or no answer (waiting 0.5 s, 1 s, 2 s, …).
+    #[arg(long, default_value_t = 2)]
+    sms_retries: u32,
+}
+
+/// Pushes to phones: FCM for Android, APNs for iOS.
+#[derive(Args, Clone)]
+#[command(next_help_heading = "Push")]
+struct PushArgs {
+    /// The FCM service-account JSON file (from the Firebase console); enables Android pushes.
+    #[arg(long, env = "TARA_FCM_SERVICE_ACCOUNT")]
+    fcm_service_account: Option<PathBuf>,
+    /// FCM's base URL.
+    #[arg(long, default_value = tara_server::config::FCM_BASE_URL, env = "TARA_FCM_URL")]
+    fcm_url: String,
+    /// The APNs signing key (.p8); enables iOS pushes with --apns-key-id, --apns-team-id and
+    /// --apns-topic.
+    #[arg(long, env = "TARA_APNS_KEY")]
+    apns_key: Option<PathBuf>,
+    /// The .p8 key's id.
+    #[arg(long, env = "TARA_APNS_KEY_ID")]
+    apns_key_id: Option<String>,
+    /// The Apple developer team id.
+    #[arg(long, env = "TARA_APNS_TEAM_ID")]
+    apns_team_id: Option<String>,
+    /// The iOS app's bundle id (sent as apns-topic).
+    #[arg(long, env = "TARA_APNS_TOPIC")]
+    apns_topic: Option<String>,
+    /// APNs' base URL (https://api.sandbox.push.apple.com for development builds).
+    #[arg(long, default_value = tara_server::config::APNS_BASE_URL, env = "TARA_APNS_URL")]
+    apns_url: String,
+}
+
+impl SmsArgs {
+    fn config(&self) -> anyhow::Result<Option<SmsGatewayConfig>> {
+        let Some(url) = &self.sms_url else {
+            if self.sms_token.is_some() {
+                anyhow::bail!("--sms-token needs --sms-url");
+            }
+            return Ok(None);
+        };
+        let token = self.sms_token.clone().unwrap_or_default();
+        let auth = match self.sms_auth.as_str() {
+            "bearer" => SmsAuth::Bearer,
+            "basic" => SmsAuth::Basic,
+            other => match other.strip_prefix("header:") {
+                Some(name) if !name.is_empty() => SmsAuth::Header(name.to_owned()),
+                _ => anyhow::bail!("--sms-auth must be bearer, basic or header:NAME"),
+            },
+        };
+        if token.is_empty() {
+            anyhow::bail!("--sms-url needs --sms-token (or TARA_SMS_TOKEN)");
+        }
+        let mut gateway = SmsGatewayConfig::new(url, token);
+        gateway.auth = auth;
+        gateway.template = self.sms_template.clone();
+        gateway.content_type = self.sms_content_type.clone();
+        gateway.timeout = Duration::from_secs(self.sms_timeout.max(1));
+        gateway.retries = self.sms_retries;
+        Ok(Some(gateway))
+    }
+}
+
+impl PushArgs {
+    fn config(&self) -> anyhow::Result<PushConfig> {
+        let mut push = PushConfig::default();
+        if let Some(path) = &self.fcm_service_account {
+            let json = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --fcm-service-account {}", path.display()))?;
+            push.fcm = Some(FcmConfig {
+                service_account_json: Secret::new(json),
+                base_url: self.fcm_url.clone(),
+            });
+        }
+        if let Some(path) = &self.apns_key {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --apns-key {}", path.display()))?;
+            let need = |v: &Option<String>, flag: &str| {
+                v.clone()
+                    .filter(|s| !s.trim().is_empty())
+                    .with_context(|| format!("--apns-key needs {flag}"))
+            };
+            push.apns = Some(ApnsConfig {
+                key_pem: Secret::new(pem),
+                key_id: need(&self.apns_key_id, "--apns-key-id")?,
+                team_id: need(&self.apns_team_id, "--apns-team-id")?,
+                topic: need(&self.apns_topic, "--apns-topic")?,
+                base_url: self.apns_url.clone(),
+            });
+        }
+        Ok(push)
+    }
 }
 
 #[derive(Subcommand)]
@@ -155,7 +283,7 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Guide(GuideCommand::Add(args))) => runtime.block_on(add_guide(args)),
         Some(Command::Wallet(cmd)) => runtime.block_on(wallet(cmd)),
-        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        Some(Command::Serve(args)) => runtime.block_on(serve(*args)),
         None => runtime.block_on(serve(cli.serve)),
     }
 }
@@ -167,6 +295,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "--database-url: the PostgreSQL backend is not built yet; leave it out to use SQLite in --data-dir"
         );
     }
+    let mut config = Config::new(args.data_dir).dev(args.dev).demo(args.demo);
+    config.sms = args.sms.config()?;
+    config.push = args.push.config()?;
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -174,10 +305,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
         anyhow::bail!("--currency must be a three-letter ISO 4217 code, like INR");
     }
-    let mut config = Config::new(args.data_dir).dev(args.dev).demo(args.demo);
     config.currency = currency;
     config.commission_percent = args.commission_percent;
-    config.billing_minute = std::time::Duration::from_millis(args.billing_minute_ms);
+    config.billing_minute = Duration::from_millis(args.billing_minute_ms);
     config.payment_webhook_secret = args.payment_webhook_secret.filter(|s| !s.trim().is_empty());
     tara_server::launch(config, listener, shutdown_signal()).await
 }

@@ -78,6 +78,14 @@ pub struct Metrics {
     pub send_latency: Histogram,
     /// HTTP request handling time.
     pub http_latency: Histogram,
+    /// Pushes the providers accepted.
+    pub pushes_sent: AtomicU64,
+    /// Pushes a provider refused or that did not arrive (dead tokens not counted).
+    pub pushes_failed: AtomicU64,
+    /// Pushes dropped because the push queue was full.
+    pub pushes_dropped: AtomicU64,
+    /// Pushes replaced by a newer one for the same recipient and consultation.
+    pub pushes_collapsed: AtomicU64,
 }
 
 /// The process-wide metrics.
@@ -92,6 +100,10 @@ pub static METRICS: Metrics = Metrics {
     commit_jobs: AtomicU64::new(0),
     send_latency: Histogram::new(),
     http_latency: Histogram::new(),
+    pushes_sent: AtomicU64::new(0),
+    pushes_failed: AtomicU64::new(0),
+    pushes_dropped: AtomicU64::new(0),
+    pushes_collapsed: AtomicU64::new(0),
 };
 
 impl Metrics {
@@ -160,6 +172,30 @@ impl Metrics {
             "Jobs in committed transactions.",
             &self.commit_jobs,
         );
+        for (name, help, v) in [
+            (
+                "tara_pushes_sent_total",
+                "Pushes the providers accepted.",
+                &self.pushes_sent,
+            ),
+            (
+                "tara_pushes_failed_total",
+                "Pushes that failed.",
+                &self.pushes_failed,
+            ),
+            (
+                "tara_pushes_dropped_total",
+                "Pushes dropped: the queue was full.",
+                &self.pushes_dropped,
+            ),
+            (
+                "tara_pushes_collapsed_total",
+                "Pushes replaced by a newer one.",
+                &self.pushes_collapsed,
+            ),
+        ] {
+            counter(name, "counter", help, v);
+        }
         self.send_latency.render(
             "tara_send_ack_seconds",
             "Time from a send to its ack.",

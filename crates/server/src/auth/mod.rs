@@ -3,6 +3,7 @@
 pub mod extract;
 pub mod otp;
 pub mod sms;
+pub mod sms_gateway;
 pub mod tokens;
 
 pub use extract::AuthUser;

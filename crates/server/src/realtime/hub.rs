@@ -253,6 +253,14 @@ impl Hub {
         self.lock().presence.get(&user).is_some_and(|p| p.online)
     }
 
+    /// Whether the user has an open connection right now (the grace period not counted).
+    pub fn has_connection(&self, user: UserId) -> bool {
+        self.lock()
+            .by_user
+            .get(&user)
+            .is_some_and(|c| !c.is_empty())
+    }
+
     /// When the user was last connected: now if online, else when they went offline.
     pub fn last_seen_ms(&self, user: UserId) -> Option<i64> {
         let st = self.lock();

@@ -51,8 +51,14 @@ pub async fn generate(
         .await?;
     drop(held);
     if let Err(e) = app.sms.send_code(&phone, &code).await {
-        tracing::error!(error = %e, "the SMS sender failed");
-        return Err(Error::internal(e));
+        // The code never left: take it back, so it neither works nor counts against the
+        // phone's 30 s and hourly limits.
+        tracing::warn!(%phone, error = %e, "no login code was sent");
+        app.store.delete_otp(&request_id).await?;
+        return Err(Error::new(
+            ErrorCode::SmsUnavailable,
+            "the login code could not be sent by SMS just now; try again in a minute",
+        ));
     }
     Ok(axum::Json(OtpGenerateResponse {
         request_id,

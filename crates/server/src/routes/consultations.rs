@@ -70,6 +70,7 @@ pub async fn create(
         })
         .await?;
     app.announce(ConsultationEvent::Requested, &c);
+    app.push_request(&c);
     app.schedule_timeout(id, app.config.request_timeout);
     Ok((StatusCode::CREATED, axum::Json(c)))
 }

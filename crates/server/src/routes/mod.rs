@@ -4,6 +4,7 @@
 mod auth;
 mod consultations;
 mod customers;
+mod devices;
 mod guides;
 mod media;
 mod messages;
@@ -46,6 +47,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(auth::delete_session),
         )
         .route("/auth/logout", post(auth::logout))
+        .route(
+            "/devices/push-token",
+            post(devices::register).delete(devices::unregister),
+        )
         .route("/guide/all", get(guides::list))
         .route("/guide/profile", get(guides::own_profile))
         .route("/guide/status", post(guides::set_status))

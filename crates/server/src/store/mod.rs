@@ -20,6 +20,7 @@ use tara_protocol::consultations::{
     Consultation, ConsultationEvent, FeedbackRequest, FeedbackResponse,
 };
 use tara_protocol::customers::{CustomerProfile, CustomerProfileInput};
+use tara_protocol::devices::PushPlatform;
 use tara_protocol::guides::GuideRating;
 use tara_protocol::messages::{Message, MessageKind, SenderType};
 use tara_protocol::{ClientMsgId, ConsultationId, MediaId, SessionId, UserId};
@@ -73,6 +74,8 @@ pub struct GuideRow {
     pub available: bool,
     /// Holds an accepted or in-progress consultation.
     pub busy: bool,
+    /// Has a push token on a live session: reachable while no app of theirs is connected.
+    pub push_reachable: bool,
     /// Average rating.
     pub rating_avg: f64,
     /// Ratings received.
@@ -323,6 +326,23 @@ pub struct MediaRow {
     pub created_ms: i64,
 }
 
+/// A device session's push token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTokenRow {
+    /// The session it belongs to.
+    pub session_id: SessionId,
+    /// Whose.
+    pub user_id: UserId,
+    /// FCM or APNs.
+    pub platform: PushPlatform,
+    /// The provider's token for the device.
+    pub token: String,
+    /// Pushes to it carry no message text.
+    pub private_previews: bool,
+    /// Registered, ms.
+    pub updated_ms: i64,
+}
+
 /// The storage a server runs on.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -352,6 +372,8 @@ pub trait Store: Send + Sync + 'static {
     async fn otp_times(&self, phone: &str, since_ms: i64) -> Result<Vec<i64>>;
     /// Stores a new code request.
     async fn insert_otp(&self, record: OtpRecord) -> Result<()>;
+    /// Forgets a code request (its SMS could not be sent), so it no longer counts.
+    async fn delete_otp(&self, request_id: &str) -> Result<()>;
     /// Checks a code; counts a wrong one; burns after `max_attempts` wrong ones.
     async fn check_otp(
         &self,
@@ -386,6 +408,17 @@ pub trait Store: Send + Sync + 'static {
     async fn sessions(&self, user: UserId) -> Result<Vec<SessionRow>>;
     /// Revokes one of a user's sessions; false if it was not theirs or not live.
     async fn revoke_session(&self, user: UserId, id: &SessionId, now_ms: i64) -> Result<bool>;
+
+    // --- push tokens
+    /// Stores a session's token, replacing the one it had; the same token on any other
+    /// session is dropped (the device signed in again, or changed hands).
+    async fn set_push_token(&self, row: PushTokenRow) -> Result<()>;
+    /// Forgets a session's token; false if it had none.
+    async fn delete_session_push_token(&self, session: &SessionId) -> Result<bool>;
+    /// Forgets a token wherever it is, or only among `user`'s sessions; false if not found.
+    async fn delete_push_token(&self, user: Option<UserId>, token: &str) -> Result<bool>;
+    /// A user's tokens on live (not revoked) sessions.
+    async fn push_tokens(&self, user: UserId) -> Result<Vec<PushTokenRow>>;
 
     // --- guides
     /// Guides with id above `after`, in id order.

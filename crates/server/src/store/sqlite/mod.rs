@@ -12,6 +12,7 @@
 
 mod accounts;
 mod consultations;
+mod devices;
 mod messages;
 mod rows;
 mod schema;

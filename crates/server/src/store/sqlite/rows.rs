@@ -38,7 +38,9 @@ pub fn load_user(c: &Connection, id: UserId) -> Result<Option<User>> {
 
 pub const GUIDE_SELECT: &str = "SELECT u.id, u.user_type, u.phone, u.display_name, u.avatar_url, u.last_seen_at,
         g.rate_per_minute, g.skills, g.languages, g.available, g.rating_sum, g.rating_count,
-        EXISTS (SELECT 1 FROM consultations c WHERE c.guide_id = u.id AND c.status IN ('accepted', 'in_progress'))
+        EXISTS (SELECT 1 FROM consultations c WHERE c.guide_id = u.id AND c.status IN ('accepted', 'in_progress')),
+        EXISTS (SELECT 1 FROM push_tokens p JOIN sessions s ON s.session_id = p.session_id
+                WHERE p.user_id = u.id AND s.revoked_at IS NULL)
     FROM guides g JOIN users u ON u.id = g.user_id";
 
 pub fn guide(r: &Row<'_>) -> rusqlite::Result<GuideRow> {
@@ -59,6 +61,7 @@ pub fn guide(r: &Row<'_>) -> rusqlite::Result<GuideRow> {
         },
         rating_count: count,
         busy: r.get(12)?,
+        push_reachable: r.get(13)?,
     })
 }
 

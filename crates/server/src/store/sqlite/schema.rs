@@ -202,6 +202,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE consultations ADD COLUMN amount_charged INTEGER;
     ALTER TABLE consultations ADD COLUMN minute_ms INTEGER NOT NULL DEFAULT 60000;
     "#,
+    // 5: push tokens, one per device session (`POST /devices/push-token`). A token lives on
+    // one session at a time: a phone that signs in again, or changes hands, takes it along.
+    r#"
+    CREATE TABLE push_tokens (
+        session_id        TEXT    PRIMARY KEY REFERENCES sessions(session_id),
+        user_id           INTEGER NOT NULL REFERENCES users(id),
+        platform          TEXT    NOT NULL,
+        token             TEXT    NOT NULL UNIQUE,
+        private_previews  INTEGER NOT NULL DEFAULT 0,
+        updated_at        INTEGER NOT NULL
+    );
+    CREATE INDEX push_tokens_by_user ON push_tokens (user_id);
+    "#,
 ];
 
 /// Brings a database to the newest schema, one transaction per step.

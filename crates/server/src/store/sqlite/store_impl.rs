@@ -1,6 +1,6 @@
 //! `Store` for `SqliteStore`: each call is a read on the pool or a job for the writer.
 
-use super::{accounts, consultations, messages, rows, wallet, SqliteStore};
+use super::{accounts, consultations, devices, messages, rows, wallet, SqliteStore};
 use crate::error::Result;
 use crate::state::Action;
 use crate::store::*;
@@ -90,6 +90,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn delete_otp(&self, request_id: &str) -> Result<()> {
+        let rid = request_id.to_owned();
+        self.write(move |c, _| {
+            c.execute("DELETE FROM otp_requests WHERE request_id = ?1", [rid])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn check_otp(
         &self,
         request_id: &str,
@@ -143,6 +152,26 @@ impl Store for SqliteStore {
         let id = id.clone();
         self.write(move |c, _| accounts::revoke_session(c, user, &id, now_ms))
             .await
+    }
+
+    async fn set_push_token(&self, row: PushTokenRow) -> Result<()> {
+        self.write(move |c, _| devices::set(c, &row)).await
+    }
+
+    async fn delete_session_push_token(&self, session: &SessionId) -> Result<bool> {
+        let session = session.clone();
+        self.write(move |c, _| devices::delete_for_session(c, &session))
+            .await
+    }
+
+    async fn delete_push_token(&self, user: Option<UserId>, token: &str) -> Result<bool> {
+        let token = token.to_owned();
+        self.write(move |c, _| devices::delete_token(c, user, &token))
+            .await
+    }
+
+    async fn push_tokens(&self, user: UserId) -> Result<Vec<PushTokenRow>> {
+        self.read(move |c| devices::for_user(c, user)).await
     }
 
     async fn guides(&self, after: Option<UserId>, limit: usize) -> Result<Vec<GuideRow>> {
