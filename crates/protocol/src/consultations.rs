@@ -153,6 +153,10 @@ pub struct Consultation {
     /// Once completed: what the customer was charged for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_charged: Option<i64>,
+    /// Extension, while `in_progress`: the guide's connections have all been gone since then
+    /// (for two minutes or more). The customer may end it; nothing after this is charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guide_away_at: Option<Timestamp>,
 }
 
 /// `POST /api/v1/consultation`.
@@ -336,4 +340,11 @@ pub enum ConsultationEvent {
     EndingSoon,
     /// A recharge moved `ends_at` later while it runs.
     Extended,
+    /// Nobody has sent, read or typed for a while: the server ends it soon unless someone does.
+    IdleWarning,
+    /// The guide's connections have all been gone for two minutes: the customer may end it,
+    /// and nothing after `guide_away_at` is charged.
+    GuideAway,
+    /// The guide is connected again.
+    GuideBack,
 }

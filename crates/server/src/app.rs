@@ -63,6 +63,8 @@ pub struct App {
     pub payments: Option<Arc<dyn PaymentProvider>>,
     /// The balance timer of each running consultation, woken when its balance moves.
     pub(crate) timers: Mutex<HashMap<ConsultationId, Arc<tokio::sync::Notify>>>,
+    /// Running consultations whose silence timer runs, and when each was last touched.
+    pub(crate) quiet: Mutex<HashMap<ConsultationId, tokio::time::Instant>>,
     presence_tx: mpsc::UnboundedSender<UserId>,
     watch_tx: mpsc::UnboundedSender<ConnId>,
     shutdown_tx: watch::Sender<bool>,
@@ -135,6 +137,7 @@ impl AppState {
             media_dir,
             payments,
             timers: Mutex::new(HashMap::new()),
+            quiet: Mutex::new(HashMap::new()),
             presence_tx,
             watch_tx,
             shutdown_tx: watch::channel(false).0,
@@ -173,6 +176,7 @@ impl AppState {
         // billed up to that end.
         for c in state.store.running_consultations().await? {
             state.arm_balance_timer(&c);
+            state.arm_quiet_timer(&c);
         }
         let notices = tokio::spawn(crate::billing::live::watch_notices(Arc::downgrade(
             &state.0,
@@ -328,6 +332,7 @@ impl AppState {
         self.hub
             .send_to_subscribers(cid, &[c.customer_id, c.guide_id], &frame);
         if mark == Mark::Read {
+            self.activity(cid);
             let unread = ServerFrame::Unread {
                 consultation_id: cid.clone(),
                 unread_count: p.unread_count,
@@ -437,7 +442,10 @@ impl AppState {
         }
         let c = &t.consultation;
         match c.status {
-            ConsultationStatus::InProgress if t.event.is_some() => self.arm_balance_timer(c),
+            ConsultationStatus::InProgress if t.event.is_some() => {
+                self.arm_balance_timer(c);
+                self.arm_quiet_timer(c);
+            }
             ConsultationStatus::Completed if t.event.is_some() => {
                 self.balance_moved(&c.consultation_id);
                 if c.amount_charged.unwrap_or(0) > 0 {
@@ -541,6 +549,10 @@ async fn announce_presence(
     };
     let status = state.live_status(&user).await?;
     let online = state.hub.is_online(user_id);
+    if user.user_type == UserType::Guide {
+        // Before the dedupe below: a busy guide stays "busy" whether connected or not.
+        state.guide_connected(user_id, online);
+    }
     if !online {
         if let Some(seen) = state.hub.last_seen_ms(user_id) {
             state.store.set_last_seen(user_id, seen).await?;

@@ -59,6 +59,13 @@ pub struct Config {
     pub wallet_poll: Duration,
     /// How long a billed minute is (a minute; tests shorten it).
     pub billing_minute: Duration,
+    /// A running consultation where nobody sends, reads or types this long is warned
+    /// (`--idle-minutes`) ...
+    pub idle_after: Duration,
+    /// ... and ended this much later, charged up to its last activity.
+    pub idle_grace: Duration,
+    /// The customer is told once the guide's connections have all been gone this long.
+    pub guide_away_after: Duration,
     /// The HTTP gateway login codes go through; without it, `--dev` prints them and
     /// production sends nothing.
     pub sms: Option<SmsGatewayConfig>,
@@ -232,6 +239,9 @@ impl Config {
             demo_credit: 500,
             wallet_poll: Duration::from_millis(250),
             billing_minute: Duration::from_secs(60),
+            idle_after: Duration::from_secs(10 * 60),
+            idle_grace: Duration::from_secs(2 * 60),
+            guide_away_after: Duration::from_secs(2 * 60),
             sms: None,
             push: PushConfig::default(),
         }

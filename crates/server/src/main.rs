@@ -63,6 +63,10 @@ struct ServeArgs {
     /// For tests of the balance timer across restarts: a billed minute of this many ms.
     #[arg(long, hide = true, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     billing_minute_ms: u64,
+    /// A running consultation where nobody sends, reads or types for this many minutes is
+    /// warned, and ended two minutes later (charged up to its last activity).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1440))]
+    idle_minutes: u64,
     #[command(flatten)]
     sms: SmsArgs,
     #[command(flatten)]
@@ -308,6 +312,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.currency = currency;
     config.commission_percent = args.commission_percent;
     config.billing_minute = Duration::from_millis(args.billing_minute_ms);
+    config.idle_after = Duration::from_secs(args.idle_minutes * 60);
     config.payment_webhook_secret = args.payment_webhook_secret.filter(|s| !s.trim().is_empty());
     tara_server::launch(config, listener, shutdown_signal()).await
 }

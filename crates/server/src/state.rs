@@ -11,6 +11,8 @@ use tara_protocol::consultations::{ConsultationEvent, ConsultationStatus, EndedB
 
 /// `end_reason` of a consultation the server ended because the balance ran out.
 pub const BALANCE_EXHAUSTED: &str = "balance_exhausted";
+/// `end_reason` of a consultation the server ended because nobody was active in it.
+pub const INACTIVE: &str = "inactive";
 
 /// Something a party (or the server) does to a consultation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,11 @@ pub enum Action {
     },
     /// The customer's balance ran out: the server ends it.
     Exhaust,
+    /// Nobody sent, read or typed for `quiet_ms`: the server ends it, billed to the last activity.
+    Inactive {
+        /// How long it must have been quiet; the store refuses if it was not.
+        quiet_ms: i64,
+    },
 }
 
 /// Who is acting, relative to the consultation.
@@ -196,6 +203,24 @@ pub fn decide(
             d.ended_by = Some(EndedBy::System);
             d.end_reason = Some(BALANCE_EXHAUSTED.into());
             d.system_text = Some("The consultation ended: the customer's balance ran out.".into());
+            Ok(d)
+        }
+        Action::Inactive { .. } => {
+            require(
+                role,
+                Role::System,
+                "only the server ends a quiet consultation",
+            )?;
+            if status != S::InProgress {
+                return Err(wrong_state("end for inactivity"));
+            }
+            let mut d = Decision::to(S::Completed, ConsultationEvent::Completed);
+            d.ended_by = Some(EndedBy::System);
+            d.end_reason = Some(INACTIVE.into());
+            d.system_text = Some(
+                "The consultation ended: nobody wrote for a while. It is charged up to the last message."
+                    .into(),
+            );
             Ok(d)
         }
     }

@@ -6,7 +6,7 @@ import { call, emit, on } from '../api.js';
 import * as nav from '../nav.js';
 import { state, changed, isGuide, isOlder, isRated, myId, updateConsultation } from '../state.js';
 import { toast } from '../toast.js';
-import { avatar, dayKey, dayLabel, duration, h, icon, lastSeen, money, plural, toMs } from '../util.js';
+import { avatar, clock, dayKey, dayLabel, duration, h, icon, lastSeen, money, plural, toMs } from '../util.js';
 import { bubble, isOwn, signature, updateProgress } from './bubble.js';
 import { intakeCard } from './intake.js';
 import { recharge, rechargeKey, rechargeNote } from './wallet.js';
@@ -66,6 +66,18 @@ export function chatScreen({ id }) {
   let topUpKey = rechargeKey();
   let toppingUp = false;
 
+  // ---- silence, and a guide who left
+  const idleBanner = h('div', {
+    class: 'ending-soon idle-warning',
+    'data-testid': 'idle-warning',
+    role: 'status',
+    hidden: true,
+    text: 'Nobody has written for a while. This chat ends in 2 minutes unless someone does.',
+  });
+  const awayText = h('span');
+  const awayEnd = h('button', { type: 'button', class: 'btn primary small', 'data-testid': 'guide-away-end', text: 'End now', on: { click: endNow } });
+  const awayBanner = h('div', { class: 'ending-soon guide-away', 'data-testid': 'guide-away', role: 'alert', hidden: true }, awayText, awayEnd);
+
   // ---- banner, end note, composer
   const banner = h('div', { class: 'offline-banner', 'data-testid': 'offline-banner', role: 'status', hidden: true });
   const endedNote = h('div', { class: 'ended-note', hidden: true });
@@ -111,6 +123,8 @@ export function chatScreen({ id }) {
     ),
     confirmBar,
     soonBanner,
+    idleBanner,
+    awayBanner,
     intakeBox,
     scroller,
     emptyNote,
@@ -220,6 +234,16 @@ export function chatScreen({ id }) {
       toppingUp = false;
       renderTime();
     }
+  }
+
+  function renderAway() {
+    const c = consultation;
+    const away = !isGuide() && c && c.status === 'in_progress' && c.guide_away_at;
+    awayBanner.hidden = !away;
+    if (away) {
+      awayText.textContent = `${c.guide_name} seems to have left. End now: nothing after ${clock(toMs(c.guide_away_at))} is charged.`;
+    }
+    if (!c || c.status !== 'in_progress') idleBanner.hidden = true;
   }
 
   function renderFooter() {
@@ -413,6 +437,7 @@ export function chatScreen({ id }) {
   function onInput() {
     autosize();
     if (!canSend()) return;
+    idleBanner.hidden = true; // typing counts as activity for the server too
     if (!input.value.trim()) {
       stopTyping();
       return;
@@ -539,6 +564,7 @@ export function chatScreen({ id }) {
     renderHeader();
     renderFooter();
     renderTime();
+    renderAway();
     if (ACTIVE.has(consultation.status) && (document.activeElement === document.body || document.activeElement === name)) {
       input.focus();
     }
@@ -595,6 +621,7 @@ export function chatScreen({ id }) {
   const onMsg = (e) => {
     const m = e.message;
     if (m.consultation_id !== id) return;
+    if (e.type === 'message_added' && m.kind !== 'system') idleBanner.hidden = true;
     const mine = isOwn(m);
     upsert(m);
     render(mine && e.type === 'message_added' ? 'bottom' : 'auto');
@@ -606,6 +633,10 @@ export function chatScreen({ id }) {
       if (e.consultation.consultation_id !== id) return;
       if (e.event === 'ending_soon') warned = true;
       if (e.event === 'extended') warned = false;
+      if (e.event === 'idle_warning') idleBanner.hidden = false;
+      else idleBanner.hidden = true;
+      // The server's copy says whether the guide is away; a newer state without it clears it.
+      if (e.event === 'guide_back') e.consultation.guide_away_at = null;
       setConsultation(e.consultation);
     }),
   );
@@ -618,7 +649,13 @@ export function chatScreen({ id }) {
       render();
     }),
   );
-  offs.push(on('ui.typing', (e) => e.detail === id && renderStatus()));
+  offs.push(
+    on('ui.typing', (e) => {
+      if (e.detail !== id) return;
+      if (state.typing.has(id)) idleBanner.hidden = true;
+      renderStatus();
+    }),
+  );
   offs.push(on('ui.presence', (e) => e.detail === other().id && renderStatus()));
   offs.push(on('ui.connection', renderBanner));
   offs.push(

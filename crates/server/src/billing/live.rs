@@ -175,3 +175,173 @@ pub async fn watch_notices(app: Weak<App>) {
         tokio::time::sleep(every).await;
     }
 }
+
+impl AppState {
+    /// Starts the silence timer of a running consultation (once).
+    pub fn arm_quiet_timer(&self, c: &Consultation) {
+        if c.status != ConsultationStatus::InProgress {
+            return;
+        }
+        let id = c.consultation_id.clone();
+        {
+            // Held only to look up or insert; never across an await.
+            let Ok(mut quiet) = self.quiet.lock() else {
+                return;
+            };
+            if quiet.contains_key(&id) {
+                return;
+            }
+            quiet.insert(id.clone(), tokio::time::Instant::now());
+        }
+        let idle = self.config.idle_after.as_millis() as i64;
+        let grace = self.config.idle_grace.as_millis() as i64;
+        let watched = Running {
+            app: Arc::downgrade(self.arc()),
+            id: id.clone(),
+        };
+        let app = Arc::downgrade(self.arc());
+        tokio::spawn(async move {
+            super::quiet::run(watched, idle, grace, || Timestamp::now().millis()).await;
+            if let Some(app) = app.upgrade() {
+                if let Ok(mut quiet) = app.quiet.lock() {
+                    quiet.remove(&id);
+                }
+            }
+        });
+    }
+
+    /// Someone typed or read in a consultation: its last activity moves. Written at most a few
+    /// times per silence period, so typing costs the store next to nothing.
+    pub fn activity(&self, id: &ConsultationId) {
+        let every = (self.config.idle_after / 8).min(Duration::from_secs(15));
+        let now = tokio::time::Instant::now();
+        {
+            let Ok(mut quiet) = self.quiet.lock() else {
+                return;
+            };
+            match quiet.get_mut(id) {
+                Some(last) if now.duration_since(*last) >= every => *last = now,
+                // Not running (no timer), or touched a moment ago.
+                _ => return,
+            }
+        }
+        let state = self.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state
+                .store
+                .touch_consultation(&id, Timestamp::now().millis())
+                .await
+            {
+                tracing::warn!(consultation = %id, error = %e, "could not record activity");
+            }
+        });
+    }
+
+    /// A guide's connections came or went. Gone for [`crate::Config::guide_away_after`] (the
+    /// presence grace included), the customer of their running consultation is told and
+    /// charged nothing after the moment they went; back, the customer is told that too.
+    pub fn guide_connected(&self, guide: UserId, online: bool) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let running = |list: Vec<Consultation>| -> Vec<Consultation> {
+                list.into_iter()
+                    .filter(|c| c.guide_id == guide && c.status == ConsultationStatus::InProgress)
+                    .collect()
+            };
+            let Ok(active) = state.store.active_consultations(guide).await else {
+                return;
+            };
+            let active = running(active);
+            if active.is_empty() {
+                return;
+            }
+            if online {
+                for c in active.iter().filter(|c| c.guide_away_at.is_some()) {
+                    state.mark_guide_away(&c.consultation_id, None).await;
+                }
+                return;
+            }
+            let grace = state.config.presence_grace.as_millis() as i64;
+            let now = Timestamp::now().millis();
+            let gone_at = state
+                .hub
+                .last_seen_ms(guide)
+                .map_or(now, |seen| seen - grace)
+                .min(now);
+            let due = gone_at + state.config.guide_away_after.as_millis() as i64;
+            tokio::time::sleep(Duration::from_millis((due - now).max(0) as u64)).await;
+            if state.hub.is_online(guide) {
+                return;
+            }
+            for c in active {
+                state
+                    .mark_guide_away(&c.consultation_id, Some(gone_at))
+                    .await;
+            }
+        });
+    }
+
+    async fn mark_guide_away(&self, id: &ConsultationId, since: Option<i64>) {
+        match self.store.set_guide_away(id, since).await {
+            Ok(Some(c)) => {
+                let event = if since.is_some() {
+                    ConsultationEvent::GuideAway
+                } else {
+                    ConsultationEvent::GuideBack
+                };
+                self.announce(event, &c);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(consultation = %id, error = %e, "could not mark the guide away")
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl super::quiet::Watched for Running {
+    async fn last_active(&self) -> Option<i64> {
+        loop {
+            let state = self.state()?;
+            match state.store.last_active(&self.id).await {
+                Ok(last) => return last,
+                Err(e) => {
+                    tracing::warn!(consultation = %self.id, error = %e, "silence timer cannot read; retrying");
+                    drop(state);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn warn(&self, _ends_at: i64) {
+        let Some(state) = self.state() else { return };
+        if let Ok(Some(c)) = state.store.consultation(&self.id).await {
+            state.announce(ConsultationEvent::IdleWarning, &c);
+        }
+    }
+
+    async fn end(&self) -> bool {
+        let Some(state) = self.state() else {
+            return true;
+        };
+        let quiet_ms = state.config.idle_after.as_millis() as i64;
+        let quiet_ms = quiet_ms + state.config.idle_grace.as_millis() as i64;
+        match state
+            .act(&self.id, Action::Inactive { quiet_ms }, Actor::System)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(consultation = %self.id, "ended: nobody was active");
+                true
+            }
+            Err(e) if e.code == ErrorCode::InvalidState => false,
+            Err(e) => {
+                tracing::warn!(consultation = %self.id, error = %e, "could not end a quiet consultation");
+                false
+            }
+        }
+    }
+}

@@ -8,10 +8,12 @@
 //!
 //! - [`timer`]: the task that warns a minute before `ends_at` and ends the consultation at it.
 //! - [`live`]: the server's side: timers per running consultation, wallet frames, operator notices.
+//! - [`quiet`]: the task that warns and then ends a consultation nobody is active in.
 //! - [`payments`]: the [`payments::PaymentProvider`] trait, the dev provider and the webhook one.
 
 pub mod live;
 pub mod payments;
+pub mod quiet;
 pub mod timer;
 
 /// A minute, in ms. Each consultation keeps the minute it was sold by (always this one, but for

@@ -320,6 +320,9 @@ impl Connection {
                         "this consultation is not open for chat",
                     ));
                 }
+                if is_typing {
+                    state.activity(&consultation_id);
+                }
                 state
                     .hub
                     .typing(&consultation_id, me, [c.customer_id, c.guide_id], is_typing);

@@ -528,6 +528,21 @@ pub trait Store: Send + Sync + 'static {
     /// An upload by its uploader's idempotency key.
     async fn media_by_key(&self, uploader: UserId, key: &str) -> Result<Option<MediaRow>>;
 
+    // --- silent consultations
+    /// A person typed or read in a running consultation: its last activity moves to `at_ms`
+    /// (messages move it as they are stored).
+    async fn touch_consultation(&self, id: &ConsultationId, at_ms: i64) -> Result<()>;
+    /// The last activity of a running consultation (its start if none yet); `None` if it is
+    /// not running.
+    async fn last_active(&self, id: &ConsultationId) -> Result<Option<i64>>;
+    /// Marks since when a running consultation's guide is away (`None`: back); the
+    /// consultation after it, if that changed anything.
+    async fn set_guide_away(
+        &self,
+        id: &ConsultationId,
+        since_ms: Option<i64>,
+    ) -> Result<Option<Consultation>>;
+
     // --- wallet and billing
     /// A user's wallet (balance 0 in the store's currency if none was opened yet).
     async fn wallet(&self, user: UserId) -> Result<WalletRow>;

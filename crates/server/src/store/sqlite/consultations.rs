@@ -116,14 +116,27 @@ fn price(
         return Err(Error::invalid_state("the balance has not run out"));
     }
     let balance = wallet::wallet(c, cons.customer_id, &tariff.currency)?.balance;
-    let minute_ms = minute_of(c, cons)?;
+    let (minute_ms, last_active, guide_away) = billing_row(c, cons)?;
     let started = match cons.status {
         ConsultationStatus::InProgress => cons.started_at.map(|t| t.millis()),
         _ => None,
     };
+    // Nothing is billed past the last activity of a chat ended for silence, nor past the
+    // moment the guide's connections all went away.
+    let mut until = now;
+    if let Action::Inactive { quiet_ms } = action {
+        let last = last_active.or(started).unwrap_or(now);
+        if now < last.saturating_add(*quiet_ms) {
+            return Err(Error::invalid_state("the consultation was active recently"));
+        }
+        until = until.min(last);
+    }
+    if let Some(away) = guide_away {
+        until = until.min(away);
+    }
     Ok(Some(billing::bill(
         started,
-        now,
+        until,
         cons.rate_per_minute,
         balance,
         tariff.commission_percent,
@@ -133,10 +146,57 @@ fn price(
 
 /// The billed minute a consultation was sold by.
 fn minute_of(c: &Connection, cons: &Consultation) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT minute_ms FROM consultations WHERE consultation_id = ?1")?
-            .query_row([cons.consultation_id.as_str()], |r| r.get(0))?,
-    )
+    Ok(billing_row(c, cons)?.0)
+}
+
+/// The billed minute, the last activity and since when the guide is away, as stored.
+fn billing_row(c: &Connection, cons: &Consultation) -> Result<(i64, Option<i64>, Option<i64>)> {
+    Ok(c.prepare_cached(
+        "SELECT minute_ms, last_active_at, guide_away_at FROM consultations WHERE consultation_id = ?1",
+    )?
+    .query_row([cons.consultation_id.as_str()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?)
+}
+
+/// A person did something in a running consultation (typed, read): its last activity moves.
+pub fn touch(c: &Connection, id: &ConsultationId, at: i64) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE consultations SET last_active_at = MAX(COALESCE(last_active_at, 0), ?2)
+         WHERE consultation_id = ?1 AND status = 'in_progress'",
+    )?
+    .execute(params![id.as_str(), at])?;
+    Ok(())
+}
+
+/// The last activity of a running consultation (its start if none yet); `None` if not running.
+pub fn last_active(c: &Connection, id: &ConsultationId) -> Result<Option<i64>> {
+    Ok(c.prepare_cached(
+        "SELECT COALESCE(last_active_at, started_at) FROM consultations
+         WHERE consultation_id = ?1 AND status = 'in_progress'",
+    )?
+    .query_row([id.as_str()], |r| r.get(0))
+    .optional()?
+    .flatten())
+}
+
+/// Marks (or clears) since when a running consultation's guide is away; the consultation if
+/// that changed it.
+pub fn set_guide_away(
+    c: &Connection,
+    id: &ConsultationId,
+    since: Option<i64>,
+) -> Result<Option<Consultation>> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE consultations SET guide_away_at = ?2 WHERE consultation_id = ?1
+             AND status = 'in_progress' AND guide_away_at IS NOT ?2",
+        )?
+        .execute(params![id.as_str(), since])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    Ok(Some(rows::require_consultation(c, id.as_str())?))
 }
 
 pub fn transition(

@@ -84,12 +84,20 @@ pub fn insert(
         .prepare_cached(
             "UPDATE consultations SET head_seq = head_seq + 1, total_messages = total_messages + 1,
              last_message_at = ?2, customer_unread = customer_unread + ?3,
-             guide_unread = guide_unread + ?4
+             guide_unread = guide_unread + ?4,
+             last_active_at = CASE WHEN ?5 THEN ?2 ELSE last_active_at END
              WHERE consultation_id = ?1 RETURNING head_seq, customer_unread, guide_unread",
         )?
-        .query_row(params![to.id, now, to_customer, to_guide], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
+        .query_row(
+            params![
+                to.id,
+                now,
+                to_customer,
+                to_guide,
+                sender_type != SenderType::System
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
     let message_id = uuid::Uuid::now_v7().to_string();
     c.prepare_cached(
         "INSERT INTO messages (consultation_id, seq, message_id, client_msg_id, sender_id, sender_type, kind, content,

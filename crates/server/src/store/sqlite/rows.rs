@@ -108,7 +108,7 @@ pub const CONSULTATION_SELECT: &str =
         c.ended_by, c.end_reason, c.rate_per_minute, c.intake, c.head_seq, c.total_messages,
         c.last_message_at, MAX(c.activity_at, COALESCE(c.last_message_at, 0)) AS activity,
         EXISTS (SELECT 1 FROM feedback f WHERE f.consultation_id = c.consultation_id) AS rated,
-        COALESCE(w.balance, 0) AS customer_balance, c.amount_charged, c.minute_ms
+        COALESCE(w.balance, 0) AS customer_balance, c.amount_charged, c.minute_ms, c.guide_away_at
     FROM consultations c JOIN users g ON g.id = c.guide_id JOIN users cu ON cu.id = c.customer_id
     LEFT JOIN wallets w ON w.user_id = c.customer_id";
 
@@ -166,6 +166,10 @@ pub fn consultation(r: &Row<'_>) -> rusqlite::Result<Consultation> {
         rated: r.get(19)?,
         ends_at: ts(ends_at),
         amount_charged,
+        guide_away_at: match status {
+            ConsultationStatus::InProgress => ts(r.get(23)?),
+            _ => None,
+        },
     })
 }
 

@@ -215,6 +215,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX push_tokens_by_user ON push_tokens (user_id);
     "#,
+    // 6: silent consultations. A running consultation's last activity (a message, a read, typing)
+    // and since when its guide's connections are all gone: a chat ended for silence is charged
+    // up to the first, and nothing after the second is charged.
+    r#"
+    ALTER TABLE consultations ADD COLUMN last_active_at INTEGER;
+    ALTER TABLE consultations ADD COLUMN guide_away_at INTEGER;
+    "#,
 ];
 
 /// Brings a database to the newest schema, one transaction per step.

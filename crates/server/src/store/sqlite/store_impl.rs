@@ -350,6 +350,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn touch_consultation(&self, id: &ConsultationId, at_ms: i64) -> Result<()> {
+        let id = id.clone();
+        self.write(move |c, _| consultations::touch(c, &id, at_ms))
+            .await
+    }
+
+    async fn last_active(&self, id: &ConsultationId) -> Result<Option<i64>> {
+        let id = id.clone();
+        self.read(move |c| consultations::last_active(c, &id)).await
+    }
+
+    async fn set_guide_away(
+        &self,
+        id: &ConsultationId,
+        since_ms: Option<i64>,
+    ) -> Result<Option<Consultation>> {
+        let id = id.clone();
+        self.write(move |c, _| consultations::set_guide_away(c, &id, since_ms))
+            .await
+    }
+
     async fn wallet(&self, user: UserId) -> Result<WalletRow> {
         let currency = self.tariff.currency.clone();
         self.read(move |c| wallet::wallet(c, user, &currency)).await
