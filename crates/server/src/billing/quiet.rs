@@ -58,11 +58,14 @@ mod tests {
     const IDLE: i64 = 10 * 60_000;
     const GRACE: i64 = 2 * 60_000;
 
+    /// Last activity, warnings given (when, for which end), when it ended.
+    type FakeState = (Option<i64>, Vec<(i64, i64)>, Option<i64>);
+
     /// A consultation on a paused clock whose activity a test can move.
     #[derive(Clone)]
     struct Fake {
         start: Instant,
-        st: Arc<Mutex<(Option<i64>, Vec<(i64, i64)>, Option<i64>)>>, // last, warnings, ended
+        st: Arc<Mutex<FakeState>>,
     }
 
     impl Fake {
