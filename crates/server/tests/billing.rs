@@ -55,20 +55,34 @@ async fn request(server: &TestServer, customer: &User, guide: &User) -> Reply {
         .await
 }
 
-/// The next `consultation` frame with this event, skipping others.
-async fn next_event(ws: &mut Ws, event: &str) -> Value {
-    loop {
-        let f = ws.next_of("consultation").await;
-        if f["event"] == event {
-            return f;
-        }
-    }
-}
-
 fn ms(v: &Value) -> i64 {
     chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a timestamp"))
         .expect("RFC 3339")
         .timestamp_millis()
+}
+
+/// A running chat whose customer paid in `amount` first, with both sides' sockets.
+struct Chat {
+    guide_ws: Ws,
+    customer: User,
+    customer_ws: Ws,
+    id: String,
+}
+
+async fn paid_chat(server: &TestServer, amount: i64) -> Chat {
+    let (guide, guide_ws) = server.online_guide("9000000001", "Asha").await;
+    let customer = server.penniless_customer("9876543210").await;
+    recharge(server, &customer, json!(amount), &cmid())
+        .await
+        .ok::<Value>();
+    let customer_ws = Ws::connect(server, &customer.token).await;
+    let id = server.open_consultation(&customer, &guide).await;
+    Chat {
+        guide_ws,
+        customer,
+        customer_ws,
+        id,
+    }
 }
 
 /// Every cached balance equals the sum of its ledger rows.
@@ -133,7 +147,7 @@ async fn a_paid_consultation_charges_the_customer_once_and_pays_guide_and_platfo
         150,
         "nothing held at request or start"
     );
-    let started = next_event(&mut customer_ws, "started").await;
+    let started = customer_ws.next_event("started").await;
     let c = &started["consultation"];
     let ends = ms(&c["ends_at"]);
     assert_eq!(
@@ -142,7 +156,7 @@ async fn a_paid_consultation_charges_the_customer_once_and_pays_guide_and_platfo
         "150 at 20 a minute: 7 minutes"
     );
     assert_eq!(ms(&started["ends_at"]), ends, "the frame says it too");
-    let seen_by_guide = next_event(&mut guide_ws, "started").await;
+    let seen_by_guide = guide_ws.next_event("started").await;
     assert_eq!(seen_by_guide["consultation"]["ends_at"], c["ends_at"]);
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -231,13 +245,13 @@ async fn a_paid_consultation_charges_the_customer_once_and_pays_guide_and_platfo
 #[tokio::test]
 async fn the_server_ends_the_chat_when_the_balance_runs_out_after_warning_both_sides() {
     let server = fast_minutes().await;
-    let (guide, mut guide_ws) = server.online_guide("9000000001", "Asha").await;
-    let customer = server.penniless_customer("9876543210").await;
-    recharge(&server, &customer, json!(100), "k")
-        .await
-        .ok::<Value>();
-    let mut customer_ws = Ws::connect(&server, &customer.token).await;
-    let id = server.open_consultation(&customer, &guide).await;
+    let Chat {
+        mut guide_ws,
+        customer,
+        mut customer_ws,
+        id,
+        ..
+    } = paid_chat(&server, 100).await;
     let c: Value = server
         .get(&format!("/consultation/{id}"), Some(&customer))
         .await
@@ -250,12 +264,12 @@ async fn the_server_ends_the_chat_when_the_balance_runs_out_after_warning_both_s
     );
 
     for ws in [&mut customer_ws, &mut guide_ws] {
-        let soon = next_event(ws, "ending_soon").await;
+        let soon = ws.next_event("ending_soon").await;
         assert_eq!(soon["consultation"]["consultation_id"], id.as_str());
         assert_eq!(ms(&soon["consultation"]["ends_at"]), ends);
     }
     for ws in [&mut customer_ws, &mut guide_ws] {
-        let done = next_event(ws, "completed").await;
+        let done = ws.next_event("completed").await;
         let c = &done["consultation"];
         assert_eq!(c["ended_by"], "system");
         assert_eq!(c["end_reason"], "balance_exhausted");
@@ -282,14 +296,14 @@ async fn the_server_ends_the_chat_when_the_balance_runs_out_after_warning_both_s
 #[tokio::test]
 async fn a_recharge_during_the_chat_moves_its_end_and_tells_both_sides() {
     let server = fast_minutes().await;
-    let (guide, mut guide_ws) = server.online_guide("9000000001", "Asha").await;
-    let customer = server.penniless_customer("9876543210").await;
-    recharge(&server, &customer, json!(100), "k1")
-        .await
-        .ok::<Value>();
-    let mut customer_ws = Ws::connect(&server, &customer.token).await;
-    let id = server.open_consultation(&customer, &guide).await;
-    let started = next_event(&mut customer_ws, "started").await;
+    let Chat {
+        mut guide_ws,
+        customer,
+        mut customer_ws,
+        id,
+        ..
+    } = paid_chat(&server, 100).await;
+    let started = customer_ws.next_event("started").await;
     let start = ms(&started["consultation"]["started_at"]);
     assert_eq!(ms(&started["ends_at"]), start + 5_000);
 
@@ -297,7 +311,7 @@ async fn a_recharge_during_the_chat_moves_its_end_and_tells_both_sides() {
         .await
         .ok::<Value>();
     for ws in [&mut customer_ws, &mut guide_ws] {
-        let ext = next_event(ws, "extended").await;
+        let ext = ws.next_event("extended").await;
         assert_eq!(
             ms(&ext["consultation"]["ends_at"]),
             start + 8_000,
@@ -305,7 +319,7 @@ async fn a_recharge_during_the_chat_moves_its_end_and_tells_both_sides() {
         );
         assert_eq!(ms(&ext["ends_at"]), start + 8_000);
     }
-    let done = next_event(&mut customer_ws, "completed").await;
+    let done = customer_ws.next_event("completed").await;
     assert_eq!(done["consultation"]["consultation_id"], id.as_str());
     assert_eq!(
         done["consultation"]["duration_seconds"], 8,

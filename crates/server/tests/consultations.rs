@@ -53,16 +53,6 @@ async fn consultation(server: &TestServer, user: &User, id: &str) -> Value {
         .ok()
 }
 
-/// The next `consultation` frame with this event, skipping others.
-async fn next_event(ws: &mut Ws, event: &str) -> Value {
-    loop {
-        let f = ws.next_of("consultation").await;
-        if f["event"] == event {
-            return f;
-        }
-    }
-}
-
 /// The whole history of a consultation, ascending.
 async fn history(server: &TestServer, user: &User, id: &str) -> Vec<Value> {
     let page: Value = server
@@ -391,7 +381,7 @@ async fn an_unanswered_request_is_cancelled_by_the_system_and_both_parties_hear_
     let id = requested(&server, &customer, &guide).await;
 
     for ws in [&mut customer_ws, &mut guide_ws] {
-        let f = next_event(ws, "cancelled").await;
+        let f = ws.next_event("cancelled").await;
         let c = &f["consultation"];
         assert_eq!(c["consultation_id"], id.as_str());
         assert_eq!(
@@ -518,7 +508,7 @@ async fn a_rejected_request_is_cancelled_and_both_parties_hear_rejected() {
         (Some("cancelled"), Some("guide"), Some("On a break"))
     );
     for ws in [&mut customer_ws, &mut guide_ws] {
-        let f = next_event(ws, "rejected").await;
+        let f = ws.next_event("rejected").await;
         assert_eq!(f["consultation"]["status"], "cancelled");
         assert_eq!(f["consultation"]["consultation_id"], id.as_str());
     }
@@ -540,7 +530,7 @@ async fn a_customer_cancels_a_request_but_not_an_accepted_consultation() {
         (cancelled["status"].as_str(), cancelled["ended_by"].as_str()),
         (Some("cancelled"), Some("customer"))
     );
-    let f = next_event(&mut guide_ws, "cancelled").await;
+    let f = guide_ws.next_event("cancelled").await;
     assert_eq!(f["consultation"]["consultation_id"], id.as_str());
 
     let id = requested(&server, &customer, &guide).await;
@@ -922,7 +912,7 @@ async fn a_request_carries_a_snapshot_of_the_chosen_profile_for_the_guide() {
     assert_eq!(c["intake"]["name"], "Priya");
     assert_eq!(c["intake"]["birth_city"], "Pune");
 
-    let f = next_event(&mut guide_ws, "requested").await;
+    let f = guide_ws.next_event("requested").await;
     assert_eq!(
         (
             f["consultation"]["intake"]["name"].as_str(),
@@ -974,7 +964,7 @@ async fn a_request_carries_a_snapshot_of_the_chosen_profile_for_the_guide() {
         .await
         .created();
     assert_eq!(for_mother["intake"]["name"], "Mother");
-    let f = next_event(&mut guide_ws, "requested").await;
+    let f = guide_ws.next_event("requested").await;
     assert_eq!(f["consultation"]["intake"]["name"], "Mother");
     let mother_id = for_mother["consultation_id"].as_str().expect("id");
 

@@ -23,15 +23,6 @@ fn ms(v: &Value) -> i64 {
         .timestamp_millis()
 }
 
-async fn next_event(ws: &mut Ws, event: &str) -> Value {
-    loop {
-        let f = ws.next_of("consultation").await;
-        if f["event"] == event {
-            return f;
-        }
-    }
-}
-
 async fn consultation(server: &TestServer, user: &User, id: &str) -> Value {
     server
         .get(&format!("/consultation/{id}"), Some(user))
@@ -53,11 +44,11 @@ async fn a_silent_chat_is_warned_then_ended_and_charged_up_to_its_last_message()
     let last = ms(&ack["sent_at"]);
 
     for ws in [&mut customer_ws, &mut guide_ws] {
-        let warned = next_event(ws, "idle_warning").await;
+        let warned = ws.next_event("idle_warning").await;
         assert_eq!(warned["consultation"]["consultation_id"], id.as_str());
     }
     for ws in [&mut customer_ws, &mut guide_ws] {
-        let done = next_event(ws, "completed").await;
+        let done = ws.next_event("completed").await;
         let c = &done["consultation"];
         assert_eq!(
             (c["ended_by"].as_str(), c["end_reason"].as_str()),
@@ -98,7 +89,7 @@ async fn typing_after_the_warning_keeps_the_chat_open() {
     let (guide, mut guide_ws) = server.online_guide("9000000001", "Asha").await;
     let customer = server.customer("9876543210").await;
     let id = server.open_consultation(&customer, &guide).await;
-    let warned = next_event(&mut guide_ws, "idle_warning").await;
+    let warned = guide_ws.next_event("idle_warning").await;
     let started = ms(&warned["consultation"]["started_at"]);
     // The guide starts typing an answer: the chat is not ended at the first deadline ...
     guide_ws
@@ -113,8 +104,8 @@ async fn typing_after_the_warning_keeps_the_chat_open() {
         "in_progress"
     );
     // ... but, quiet again, it is warned and ended from the typing on.
-    next_event(&mut guide_ws, "idle_warning").await;
-    let done = next_event(&mut guide_ws, "completed").await;
+    guide_ws.next_event("idle_warning").await;
+    let done = guide_ws.next_event("completed").await;
     let ended = ms(&done["consultation"]["ended_at"]);
     assert!(
         ended >= typed - 50 && ended <= typed + 1_000,
@@ -133,12 +124,12 @@ async fn the_customer_is_told_the_guide_is_gone_and_pays_nothing_after() {
     let customer = server.customer("9876543210").await;
     let mut customer_ws = Ws::connect(&server, &customer.token).await;
     let id = server.open_consultation(&customer, &guide).await;
-    let started = ms(&next_event(&mut customer_ws, "started").await["consultation"]["started_at"]);
+    let started = ms(&customer_ws.next_event("started").await["consultation"]["started_at"]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let gone = chrono::Utc::now().timestamp_millis();
     guide_ws.close().await;
 
-    let away = next_event(&mut customer_ws, "guide_away").await;
+    let away = customer_ws.next_event("guide_away").await;
     let at = ms(&away["consultation"]["guide_away_at"]);
     assert!(
         (gone - 100..=gone + 500).contains(&at),
@@ -168,9 +159,9 @@ async fn a_guide_who_comes_back_is_announced_and_billing_runs_on() {
     let mut customer_ws = Ws::connect(&server, &customer.token).await;
     let id = server.open_consultation(&customer, &guide).await;
     guide_ws.close().await;
-    next_event(&mut customer_ws, "guide_away").await;
+    customer_ws.next_event("guide_away").await;
     let _back_ws = Ws::connect(&server, &guide.token).await;
-    let back = next_event(&mut customer_ws, "guide_back").await;
+    let back = customer_ws.next_event("guide_back").await;
     assert!(back["consultation"].get("guide_away_at").is_none());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let done = server.complete(&customer, &id).await;

@@ -463,6 +463,16 @@ impl Ws {
         }
     }
 
+    /// The next `consultation` frame with this event, skipping others.
+    pub async fn next_event(&mut self, event: &str) -> Value {
+        loop {
+            let f = self.next_of("consultation").await;
+            if f["event"] == event {
+                return f;
+            }
+        }
+    }
+
     /// Frames of this type arriving within `within`, skipping others.
     pub async fn collect_of(&mut self, ty: &str, within: Duration) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + within;
