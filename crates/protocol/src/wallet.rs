@@ -167,13 +167,14 @@ pub struct RechargeResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaymentWebhook {
     /// What happened: `captured` or `failed` (`payment.captured` and `payment.failed` are read
-    /// the same way).
-    #[serde(alias = "status")]
+    /// the same way; the field may also be called `status` or `type`).
+    #[serde(alias = "status", alias = "type")]
     pub event: String,
     /// The payment the recharge answered with.
     pub payment_id: String,
-    /// What the gateway collected; must equal the recharge's amount.
-    pub amount: i64,
+    /// What the gateway collected; when given, it must equal the recharge's amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
     /// ISO 4217 code, if the gateway says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,

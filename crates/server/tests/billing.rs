@@ -610,6 +610,16 @@ async fn a_webhook_payment_is_credited_once_and_only_when_signed() {
         );
     }
     assert_eq!(balance(&server, &customer).await, 300, "credited once");
+    // A gateway that wraps the payment, names no amount, and delivers again: still once.
+    let third: Value = recharge(&server, &customer, json!(70), "order-3")
+        .await
+        .ok();
+    let wrapped = json!({"type": "payment.captured", "data": {"payment_id": third["payment_id"]}});
+    for _ in 0..2 {
+        let r = deliver(&server, &wrapped, signed(&wrapped)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(balance(&server, &customer).await, 370);
     // A replayed recharge gives the first answer, not a second payment.
     let replay: Value = recharge(&server, &customer, json!(300), "order-1")
         .await
@@ -625,11 +635,11 @@ async fn a_webhook_payment_is_credited_once_and_only_when_signed() {
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("failed")));
     let late = json!({"event": "captured", "payment_id": second["payment_id"], "amount": 50});
     deliver(&server, &late, signed(&late)).await;
-    assert_eq!(balance(&server, &customer).await, 300);
+    assert_eq!(balance(&server, &customer).await, 370);
     let rows = ledger(&server, &customer).await;
-    assert_eq!(rows.len(), 1);
+    assert_eq!(rows.len(), 2);
     assert_eq!(
-        (rows[0]["kind"].as_str(), rows[0]["payment_id"].as_str()),
+        (rows[1]["kind"].as_str(), rows[1]["payment_id"].as_str()),
         (Some("recharge"), Some(pid.as_str()))
     );
     books_balance(&server).await;

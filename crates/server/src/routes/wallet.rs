@@ -145,7 +145,9 @@ pub async fn webhook(
     };
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     provider.verify(signature, &body)?;
-    let event: PaymentWebhook = serde_json::from_slice(&body)
+    let raw: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::validation(format!("the webhook body is not JSON: {e}")))?;
+    let event: PaymentWebhook = serde_json::from_value(unwrap_envelope(raw))
         .map_err(|e| Error::validation(format!("the webhook body is not valid: {e}")))?;
     let now = Timestamp::now().millis();
     let kind = event.event.trim().trim_start_matches("payment.");
@@ -160,8 +162,13 @@ pub async fn webhook(
                     )));
                 }
             }
+            let amount = match (event.amount, &p) {
+                (Some(a), _) => a,
+                (None, Some(p)) => p.amount,
+                (None, None) => 0, // refused below as an unknown payment
+            };
             app.store
-                .capture_payment(&event.payment_id, event.amount, now)
+                .capture_payment(&event.payment_id, amount, now)
                 .await?
         }
         "failed" => app.store.fail_payment(&event.payment_id, now).await?,
@@ -179,6 +186,44 @@ pub async fn webhook(
         status: settled.payment.status,
         duplicate: settled.duplicate,
     }))
+}
+
+/// Gateways often wrap the payment in `data` or `payload` beside the event's name: read the
+/// inner object, keeping the outer event name when the inner one has none.
+fn unwrap_envelope(v: serde_json::Value) -> serde_json::Value {
+    let mut v = inner_payment(v);
+    // One name for what happened: `event` wins over `type` over `status`.
+    if let serde_json::Value::Object(map) = &mut v {
+        let name = ["event", "type", "status"]
+            .iter()
+            .find_map(|n| map.get(*n).cloned());
+        for n in ["event", "type", "status"] {
+            map.remove(n);
+        }
+        if let Some(name) = name {
+            map.insert("event".into(), name);
+        }
+    }
+    v
+}
+
+fn inner_payment(v: serde_json::Value) -> serde_json::Value {
+    if v.get("payment_id").is_some() {
+        return v;
+    }
+    for key in ["data", "payload"] {
+        if let Some(serde_json::Value::Object(inner)) = v.get(key) {
+            if inner.contains_key("payment_id") {
+                let mut inner = inner.clone();
+                // The outer event's name says what happened; the payment's own status less so.
+                if let Some(e) = ["event", "type"].iter().find_map(|n| v.get(*n)) {
+                    inner.insert("event".into(), e.clone());
+                }
+                return serde_json::Value::Object(inner);
+            }
+        }
+    }
+    v
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,7 +278,30 @@ fn day_start(now_ms: i64, offset_minutes: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::day_start;
+    use super::{day_start, unwrap_envelope};
+    use serde_json::json;
+
+    #[test]
+    fn webhook_bodies_of_several_shapes_read_the_same() {
+        let flat = json!({"event": "captured", "payment_id": "p", "amount": 5});
+        assert_eq!(unwrap_envelope(flat.clone()), flat);
+        assert_eq!(
+            unwrap_envelope(json!({"status": "captured", "payment_id": "p"})),
+            json!({"event": "captured", "payment_id": "p"})
+        );
+        assert_eq!(
+            unwrap_envelope(
+                json!({"event": "payment.captured", "payment_id": "p", "status": "captured"})
+            ),
+            json!({"event": "payment.captured", "payment_id": "p"})
+        );
+        assert_eq!(
+            unwrap_envelope(
+                json!({"type": "payment.captured", "data": {"payment_id": "p", "amount": 5, "status": "ok"}})
+            ),
+            json!({"event": "payment.captured", "payment_id": "p", "amount": 5})
+        );
+    }
 
     #[test]
     fn today_starts_at_local_midnight() {
