@@ -477,6 +477,9 @@ fn rows() -> Vec<Row> {
 /// nothing about any user).
 const ROOT_ROWS: &[(&str, &str, [Want; 7])] = &[("GET", "/metrics", public(OK))];
 
+/// What the owner wrote in the consultation; nobody else may ever see it.
+const SECRET_TEXT: &str = "between the two of us: born under Scorpio";
+
 /// A consultation at one stage, its two parties, and the owner's other sessions.
 struct Scene {
     owner: User,
@@ -600,7 +603,7 @@ async fn build_scene(server: &TestServer, stage: Stage) -> Scene {
                 .post(
                     &format!("/consultation/{consultation}/messages"),
                     Some(&owner),
-                    json!({"client_msg_id": cmid(), "kind": "text", "content": "private"}),
+                    json!({"client_msg_id": cmid(), "kind": "text", "content": SECRET_TEXT}),
                 )
                 .await
                 .created::<Value>();
@@ -780,6 +783,23 @@ async fn run_cell(
             row.method,
             r.body
         );
+    }
+    if !matches!(actor, Actor::Owner | Actor::OtherParty) {
+        // Whatever they got, nobody else sees the owner's consultation, image, phone or words.
+        let text = r.body.to_string();
+        for secret in [
+            scene.consultation.as_str(),
+            scene.media.as_str(),
+            scene.owner_phone.as_str(),
+            SECRET_TEXT,
+        ] {
+            assert!(
+                secret.is_empty() || !text.contains(secret),
+                "{} /api/v1{} by {actor:?} shows {secret:?}: {text}",
+                row.method,
+                row.route
+            );
+        }
     }
     (r.status, code)
 }
