@@ -165,11 +165,32 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-/// `{"status":"ok","version":"…"}`.
+/// `{"status":"ok","version":"…"}`, and (an extension) which node answered and how its
+/// backends are: `"node":"host:7700","backends":[{"name":"store","kind":"sqlite","ok":true}]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok`.
+    /// `ok`, or `degraded` (with HTTP 503) when a backend does not answer.
     pub status: String,
     /// The server's version.
     pub version: String,
+    /// The node that answered (`--node-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Each backend the node uses and whether it answered just now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendHealth>,
+}
+
+/// One backend in [`Health`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendHealth {
+    /// What it is for: `store` (the database) or `fanout` (what crosses nodes).
+    pub name: String,
+    /// Which engine: `sqlite`, `postgres`, `local` (one node, in process).
+    pub kind: String,
+    /// Whether it answered.
+    pub ok: bool,
+    /// Why not, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

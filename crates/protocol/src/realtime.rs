@@ -105,6 +105,9 @@ pub enum ServerFrame {
         server_time: Timestamp,
         /// How often the server pings.
         heartbeat_interval_ms: u64,
+        /// The server node this connection is on (`--node-id`; an extension).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     /// Subscription caught up.
     Subscribed {

@@ -96,6 +96,10 @@ fn auth_bodies_match_the_contract() {
         "created_at":"2026-11-21T10:00:00.123Z","last_used_at":"2026-11-21T10:05:00.000Z","current":true}]),
     );
     round_trip::<Health>(json!({"status":"ok","version":"0.1.0"}));
+    round_trip::<Health>(
+        json!({"status":"degraded","version":"0.1.0","node":"a:7700",
+        "backends":[{"name":"store","kind":"sqlite","ok":false,"error":"disk I/O error"}]}),
+    );
 }
 
 #[test]

@@ -71,6 +71,8 @@ pub struct Config {
     pub sms: Option<SmsGatewayConfig>,
     /// Push providers; with none configured, no push is sent.
     pub push: PushConfig,
+    /// This server's name in logs, `/metrics`, `hello` and health (`--node-id`).
+    pub node_id: String,
 }
 
 /// A secret setting (a token, a private key): its `Debug` never shows it.
@@ -204,6 +206,20 @@ pub struct ApnsConfig {
     pub base_url: String,
 }
 
+/// The host name, and the port when given: what a node is called without `--node-id`.
+pub fn default_node_id(port: Option<u16>) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
 /// FCM's endpoint.
 pub const FCM_BASE_URL: &str = "https://fcm.googleapis.com";
 /// APNs' production endpoint (`https://api.sandbox.push.apple.com` for development builds).
@@ -244,6 +260,7 @@ impl Config {
             guide_away_after: Duration::from_secs(2 * 60),
             sms: None,
             push: PushConfig::default(),
+            node_id: default_node_id(None),
         }
     }
 

@@ -46,6 +46,10 @@ struct ServeArgs {
     /// Add demo guides that are always online.
     #[arg(long)]
     demo: bool,
+    /// This server's name in logs, /metrics, the realtime hello and /api/v1/health
+    /// (default: host name and port).
+    #[arg(long, env = "TARA_NODE_ID")]
+    node_id: Option<String>,
     /// PostgreSQL URL (not built yet; SQLite in --data-dir is used without it).
     #[arg(long, env = "TARA_DATABASE_URL")]
     database_url: Option<String>,
@@ -282,6 +286,7 @@ fn run() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "tara_server=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .event_format(NodeFormat::default())
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
@@ -305,6 +310,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let port = listener.local_addr().ok().map(|a| a.port());
+    let node = args
+        .node_id
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| tara_server::config::default_node_id(port));
+    if node.len() > 128 || node.chars().any(|c| c.is_control()) {
+        anyhow::bail!("--node-id must be at most 128 characters with no control characters");
+    }
+    let _ = NODE.set(node.clone());
+    config.node_id = node;
     let currency = args.currency.trim().to_ascii_uppercase();
     if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
         anyhow::bail!("--currency must be a three-letter ISO 4217 code, like INR");
@@ -315,6 +331,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.idle_after = Duration::from_secs(args.idle_minutes * 60);
     config.payment_webhook_secret = args.payment_webhook_secret.filter(|s| !s.trim().is_empty());
     tara_server::launch(config, listener, shutdown_signal()).await
+}
+
+/// This node's name, set once the listener is bound; every log line after that carries it.
+static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The usual log line with `node=…` in front, so the logs of several nodes can be merged.
+#[derive(Default)]
+struct NodeFormat(tracing_subscriber::fmt::format::Format);
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for NodeFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if let Some(node) = NODE.get() {
+            write!(writer, "node={node} ")?;
+        }
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 async fn shutdown_signal() {

@@ -113,10 +113,24 @@ impl Metrics {
         self.commit_jobs.fetch_add(jobs as u64, Relaxed);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition; `node` names this server in `tara_node_info`.
+    pub fn render(&self, node: &str) -> String {
         use std::fmt::Write;
         let mut out = String::new();
+        let label: String = node
+            .chars()
+            .flat_map(|c| match c {
+                '\\' => vec!['\\', '\\'],
+                '"' => vec!['\\', '"'],
+                '\n' => vec!['\\', 'n'],
+                c => vec![c],
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "# HELP tara_node_info The node answering (--node-id) and its version.\n# TYPE tara_node_info gauge\ntara_node_info{{node=\"{label}\",version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         let mut counter = |name: &str, kind: &str, help: &str, v: &AtomicU64| {
             let _ = writeln!(
                 out,

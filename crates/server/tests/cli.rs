@@ -288,3 +288,92 @@ async fn a_taken_port_is_an_error_that_names_it() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains(&addr), "{}", text(&out.stderr));
 }
+
+#[tokio::test]
+async fn the_node_id_names_the_server_in_health_metrics_hello_and_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let args = [
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--data-dir",
+        d,
+        "--dev",
+        "--node-id",
+        "node-a",
+    ];
+    let server = Server::spawn(&args, &[]).await;
+    let health = server.get("/health", None).await;
+    assert_eq!(health["node"], "node-a", "{health}");
+    assert_eq!(
+        health["backends"],
+        json!([{"name": "store", "kind": "sqlite", "ok": true},
+               {"name": "fanout", "kind": "local", "ok": true}]),
+        "{health}"
+    );
+    let metrics = server
+        .http
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("tara_node_info{node=\"node-a\","),
+        "{metrics}"
+    );
+
+    let (tokens, _) = server.login("9876543210", "customer").await;
+    let mut req = format!("ws://{}/api/v1/realtime", server.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", tokens["access_token"].as_str().expect("token"))
+            .parse()
+            .expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
+    let hello: Value = serde_json::from_str(
+        ws.next()
+            .await
+            .expect("a frame")
+            .expect("ok")
+            .to_text()
+            .expect("text"),
+    )
+    .expect("json");
+    assert_eq!(
+        (hello["type"].as_str(), hello["node"].as_str()),
+        (Some("hello"), Some("node-a"))
+    );
+    // Log lines carry the node, so the logs of several nodes can be merged.
+    server
+        .stderr_line(|l| l.starts_with("node=node-a ") && l.contains("dev otp issued"))
+        .await;
+    server
+        .stderr_line(|l| l.starts_with("node=node-a ") && l.contains("listening"))
+        .await;
+    assert_eq!(server.terminate().await.code(), Some(0));
+}
+
+#[tokio::test]
+async fn without_a_node_id_a_node_is_named_by_its_host_and_port() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    let server = Server::spawn(&["serve", "--bind", "127.0.0.1:0", "--data-dir", d], &[]).await;
+    let health = server.get("/health", None).await;
+    let port = server.addr.rsplit(':').next().expect("a port");
+    let node = health["node"].as_str().expect("a node");
+    assert!(
+        node.ends_with(&format!(":{port}")),
+        "{node} names port {port}"
+    );
+    assert!(node.len() > port.len() + 1, "{node} names the host too");
+    assert_eq!(server.terminate().await.code(), Some(0));
+}

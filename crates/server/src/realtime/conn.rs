@@ -49,6 +49,7 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
         user_id: user.user_id,
         server_time: Timestamp::now(),
         heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
+        node: Some(state.config.node_id.clone()),
     };
     let _ = tx.try_send(Outgoing::Frame(encode(&hello)));
     let id = state.hub.register(
@@ -220,16 +221,10 @@ impl Connection {
                 None,
             );
         }
-        let frame: ClientFrame = match serde_json::from_str(text.as_str()) {
+        let frame = match parse_frame(text.as_str()) {
             Ok(f) => f,
-            Err(e) => {
-                // A send the server cannot read still names its message, so the app can mark it failed.
-                let reference = unreadable_send_ref(text.as_str());
-                return self.bad_frame(
-                    ErrorCode::ValidationFailed,
-                    &format!("not a frame Tara knows: {e}"),
-                    reference,
-                );
+            Err(bad) => {
+                return self.bad_frame(ErrorCode::ValidationFailed, &bad.message, bad.reference);
             }
         };
         let reference = match &frame {
@@ -359,6 +354,23 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// A text frame the server could not read as a [`ClientFrame`].
+#[derive(Debug)]
+pub struct BadFrame {
+    /// What is wrong, for the `error` frame.
+    pub message: String,
+    /// The message a broken `send` still names, so the app can mark it failed.
+    pub reference: Option<ClientMsgId>,
+}
+
+/// Reads one client text frame (of at most 64 KiB: the caller checks the size first).
+pub fn parse_frame(text: &str) -> std::result::Result<ClientFrame, BadFrame> {
+    serde_json::from_str(text).map_err(|e| BadFrame {
+        message: format!("not a frame Tara knows: {e}"),
+        reference: unreadable_send_ref(text),
+    })
 }
 
 /// The `client_msg_id` of a `send` frame that did not parse as one, if it names one.

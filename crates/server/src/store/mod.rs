@@ -583,6 +583,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Waits for everything queued to be committed; used by graceful shutdown.
     async fn flush(&self) -> Result<()>;
+
+    /// Which engine this is, for `GET /api/v1/health` (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+    /// Answers when both reading and writing work; an error says what does not.
+    async fn ping(&self) -> Result<()>;
 }
 
 /// The sender type that goes with a user type.

@@ -436,4 +436,20 @@ impl Store for SqliteStore {
     async fn flush(&self) -> Result<()> {
         self.write(|_, _| Ok(())).await
     }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| {
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
+            Ok(())
+        })
+        .await?;
+        // The writer thread answers only while it is alive and not wedged on a lock.
+        self.write(|_, _| Ok(())).await
+    }
 }
