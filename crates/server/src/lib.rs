@@ -33,6 +33,7 @@ pub mod state;
 pub mod store;
 
 pub use config::Config;
+pub use routes::{ROOT_ROUTES, ROUTES};
 
 use std::future::Future;
 use tokio::net::TcpListener;

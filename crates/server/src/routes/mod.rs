@@ -19,7 +19,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, patch, post};
+use axum::routing::get;
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -29,81 +29,94 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Request bodies above this are refused (media has its own limit).
 const JSON_LIMIT: usize = 64 * 1024;
 
+/// Declares the route table once: [`ROUTES`] (what the access matrix walks) and the router that
+/// serves it come out of the same list, so a route cannot exist without its row.
+macro_rules! routes {
+    ($( $path:literal => $( $method:ident ( $handler:path ) ),+ $( ; layer $layer:expr )? ;)+) => {
+        /// Every route under `/api/v1`, as `(METHOD, path)`, in the router's own spelling
+        /// (`{id}` for a path parameter).
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (method_name!($method), $path), )+ )+ ];
+
+        fn api_routes() -> Router<AppState> {
+            let api = Router::new();
+            $(
+                let route = axum::routing::MethodRouter::new() $( .$method($handler) )+;
+                $( let route = route.layer($layer); )?
+                let api = api.route($path, route);
+            )+
+            api
+        }
+    };
+}
+
+macro_rules! method_name {
+    (get) => {
+        "GET"
+    };
+    (post) => {
+        "POST"
+    };
+    (patch) => {
+        "PATCH"
+    };
+    (delete) => {
+        "DELETE"
+    };
+}
+
+routes! {
+    "/health" => get(system::health);
+    "/auth/health" => get(system::health);
+    "/auth/otp/generate" => post(auth::generate);
+    "/auth/otp/validate" => post(auth::validate);
+    "/auth/refresh" => post(auth::refresh);
+    "/auth/profile" => get(auth::profile), patch(auth::update_profile);
+    "/auth/sessions" => get(auth::sessions);
+    "/auth/sessions/{session_id}" => delete(auth::delete_session);
+    "/auth/logout" => post(auth::logout);
+    "/devices/push-token" => post(devices::register), delete(devices::unregister);
+    "/guide/all" => get(guides::list);
+    "/guide/profile" => get(guides::own_profile);
+    "/guide/status" => post(guides::set_status);
+    "/guide/ratings" => get(guides::ratings);
+    "/guide/earnings" => get(wallet::earnings);
+    "/wallet" => get(wallet::wallet);
+    "/wallet/ledger" => get(wallet::ledger);
+    "/wallet/recharge" => post(wallet::recharge);
+    "/payments/webhook" => post(wallet::webhook);
+    "/customers/{customer_id}/profile" => get(customers::primary), post(customers::save_primary);
+    "/customers/{customer_id}/profiles" => get(customers::list), post(customers::add);
+    "/consultation" => post(consultations::create);
+    "/consultation/requests" => get(consultations::requests);
+    "/consultation/customers/current" => get(consultations::customer_current);
+    "/consultation/guides/current" => get(consultations::guide_current);
+    "/consultation/{id}" => get(consultations::get_one);
+    "/consultation/{id}/accept" => post(consultations::accept);
+    "/consultation/{id}/reject" => post(consultations::reject);
+    "/consultation/{id}/cancel" => post(consultations::cancel);
+    "/consultation/{id}/join" => post(consultations::join);
+    "/consultation/{id}/complete" => patch(consultations::complete), post(consultations::complete);
+    "/consultation/{id}/feedback" => post(consultations::feedback);
+    "/consultation/{id}/messages" => get(messages::history), post(messages::send);
+    "/consultation/{id}/messages/poll" => get(messages::poll);
+    "/consultations" => get(consultations::chat_list);
+    "/media" => post(media::upload); layer axum::extract::DefaultBodyLimit::disable();
+    "/media/{media_id}" => get(media::download);
+    "/realtime" => get(crate::realtime::upgrade);
+}
+
+/// Where the Prometheus text is served, outside `/api/v1`.
+const METRICS_PATH: &str = "/metrics";
+
+/// Routes outside `/api/v1`, as `(METHOD, full path)`.
+pub const ROOT_ROUTES: &[(&str, &str)] = &[("GET", METRICS_PATH)];
+
 /// Every route of the contract.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/health", get(system::health))
-        .route("/auth/health", get(system::health))
-        .route("/auth/otp/generate", post(auth::generate))
-        .route("/auth/otp/validate", post(auth::validate))
-        .route("/auth/refresh", post(auth::refresh))
-        .route(
-            "/auth/profile",
-            get(auth::profile).patch(auth::update_profile),
-        )
-        .route("/auth/sessions", get(auth::sessions))
-        .route(
-            "/auth/sessions/{session_id}",
-            axum::routing::delete(auth::delete_session),
-        )
-        .route("/auth/logout", post(auth::logout))
-        .route(
-            "/devices/push-token",
-            post(devices::register).delete(devices::unregister),
-        )
-        .route("/guide/all", get(guides::list))
-        .route("/guide/profile", get(guides::own_profile))
-        .route("/guide/status", post(guides::set_status))
-        .route("/guide/ratings", get(guides::ratings))
-        .route("/guide/earnings", get(wallet::earnings))
-        .route("/wallet", get(wallet::wallet))
-        .route("/wallet/ledger", get(wallet::ledger))
-        .route("/wallet/recharge", post(wallet::recharge))
-        .route("/payments/webhook", post(wallet::webhook))
-        .route(
-            "/customers/{customer_id}/profile",
-            get(customers::primary).post(customers::save_primary),
-        )
-        .route(
-            "/customers/{customer_id}/profiles",
-            get(customers::list).post(customers::add),
-        )
-        .route("/consultation", post(consultations::create))
-        .route("/consultation/requests", get(consultations::requests))
-        .route(
-            "/consultation/customers/current",
-            get(consultations::customer_current),
-        )
-        .route(
-            "/consultation/guides/current",
-            get(consultations::guide_current),
-        )
-        .route("/consultation/{id}", get(consultations::get_one))
-        .route("/consultation/{id}/accept", post(consultations::accept))
-        .route("/consultation/{id}/reject", post(consultations::reject))
-        .route("/consultation/{id}/cancel", post(consultations::cancel))
-        .route("/consultation/{id}/join", post(consultations::join))
-        .route(
-            "/consultation/{id}/complete",
-            patch(consultations::complete).post(consultations::complete),
-        )
-        .route("/consultation/{id}/feedback", post(consultations::feedback))
-        .route(
-            "/consultation/{id}/messages",
-            get(messages::history).post(messages::send),
-        )
-        .route("/consultation/{id}/messages/poll", get(messages::poll))
-        .route("/consultations", get(consultations::chat_list))
-        .route(
-            "/media",
-            post(media::upload).layer(axum::extract::DefaultBodyLimit::disable()),
-        )
-        .route("/media/{media_id}", get(media::download))
-        .route("/realtime", get(crate::realtime::upgrade))
-        .layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT));
+    let api = api_routes().layer(axum::extract::DefaultBodyLimit::max(JSON_LIMIT));
     Router::new()
         .nest("/api/v1", api)
-        .route("/metrics", get(system::metrics))
+        .route(METRICS_PATH, get(system::metrics))
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
         .layer(middleware::from_fn(count_requests))
@@ -208,4 +221,20 @@ pub fn decode_cursor(c: &str) -> Result<String, Error> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| Error::validation("cursor is not one this server gave out"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTES;
+    use std::collections::HashSet;
+
+    #[test]
+    fn the_route_table_names_each_route_once() {
+        let mut seen = HashSet::new();
+        for (method, path) in ROUTES {
+            assert!(path.starts_with('/'), "{path}");
+            assert!(seen.insert((method, path)), "{method} {path} twice");
+        }
+        assert!(ROUTES.contains(&("GET", "/realtime")));
+    }
 }
