@@ -21,7 +21,13 @@ pub const BUILD: &[&str] = &[
 ];
 
 /// To run the app's end-to-end tests: a virtual display and WebKit's WebDriver.
-pub const TEST: &[&str] = &["xvfb", "xauth", "webkit2gtk-driver"];
+pub const TEST: &[&str] = &[
+    "xvfb",
+    "xauth",
+    "webkit2gtk-driver",
+    // The server's scenario tests run a second time on a PostgreSQL they start themselves.
+    "postgresql",
+];
 
 fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")

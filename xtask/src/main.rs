@@ -211,6 +211,14 @@ fn test() -> Result<()> {
             .args(["test", "--workspace", "--no-fail-fast"])
             .status(),
     )?;
+    // The same scenario tests, on the PostgreSQL store (the harness starts its own server).
+    check(
+        "cargo test -p tara-server on PostgreSQL",
+        cargo()
+            .args(["test", "-p", "tara-server", "--no-fail-fast"])
+            .env("TARA_TEST_DATABASE", "postgres")
+            .status(),
+    )?;
     Ok(())
 }
 

@@ -3,6 +3,10 @@
 //! of each send `--messages` texts over WebSockets, each waiting for its ack (an ack means the
 //! message is committed). Reports messages persisted per second and ack latency percentiles.
 //!
+//! With `--database-url postgres://…` (a PostgreSQL server and a database to connect to
+//! first), the server stores in PostgreSQL instead: each pass gets a fresh database there,
+//! dropped afterwards; `--store-only` then measures both stores side by side in one run.
+//!
 //! The load client shares the machine (and, here, the process) with the server, so the figures
 //! are a floor for the server alone.
 
@@ -14,6 +18,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tara_server::metrics::METRICS;
+use tara_server::store::postgres::PostgresStore;
 use tara_server::store::sqlite::{SqliteStore, MAX_BATCH};
 use tara_server::store::{CommitListener, Committed, NewGuide, Store};
 use tara_server::Config;
@@ -38,6 +43,39 @@ struct Args {
     /// Queue this many messages offline with tara-core, then time how long the outbox takes to flush.
     #[arg(long)]
     outbox: Option<usize>,
+    /// Store in PostgreSQL: a server's URL with a database to connect to first (say
+    /// `postgres://tara@127.0.0.1:5432/postgres`); each pass creates its own database there.
+    #[arg(long, env = "TARA_LOAD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+/// A fresh database on the PostgreSQL server of `admin_url`, dropped by [`drop_database`].
+async fn fresh_database(admin_url: &str) -> Result<(String, String)> {
+    let name = format!("tara_load_{}", uuid::Uuid::new_v4().simple());
+    let (client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .context("--database-url: cannot connect")?;
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .context("CREATE DATABASE")?;
+    // The same server and credentials, the new database.
+    let (head, tail) = admin_url.split_at(admin_url.find('?').unwrap_or(admin_url.len()));
+    let base = head
+        .rfind('/')
+        .filter(|&i| i > "postgres://".len())
+        .map_or(head, |i| &head[..i]);
+    Ok((format!("{base}/{name}{tail}"), name))
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+    let (client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    Ok(())
 }
 
 /// Guide number `i` of a load run.
@@ -175,16 +213,35 @@ async fn outbox(n: usize) -> Result<()> {
 /// commit before the next, as the realtime path does. Measures group commit, then, in the same
 /// run and with the same senders, one transaction per message (the peer group commit replaces).
 async fn store_only(args: Args) -> Result<()> {
-    let grouped = store_pass(&args, MAX_BATCH, args.messages).await?;
+    let grouped = store_pass(&args, MAX_BATCH, args.messages, None).await?;
     // The peer is slow; a tenth of the messages gives a steady rate in a few seconds.
-    let single = store_pass(&args, 1, (args.messages / 10).max(1)).await?;
+    let single = store_pass(&args, 1, (args.messages / 10).max(1), None).await?;
+    let postgres = match &args.database_url {
+        Some(url) => {
+            let grouped = store_pass(&args, MAX_BATCH, args.messages, Some(url)).await?;
+            let single = store_pass(&args, 1, (args.messages / 10).max(1), Some(url)).await?;
+            Some((grouped, single))
+        }
+        None => None,
+    };
     println!(
         "{}",
         json!({
             "mode": "store_only", "senders": args.pairs * 2,
             "group_commit": grouped.json(), "commit_per_message": single.json(),
+            "postgres": postgres.as_ref().map(|(g, s)| json!({
+                "group_commit": g.json(), "commit_per_message": s.json(),
+            })),
         })
     );
+    if let Some((g, s)) = &postgres {
+        eprintln!(
+            "PostgreSQL, {} senders each waiting for its commit:",
+            args.pairs * 2
+        );
+        eprintln!("  group commit:       {}", g.line());
+        eprintln!("  commit per message: {}", s.line());
+    }
     eprintln!(
         "storage alone, {} senders each waiting for its commit:",
         args.pairs * 2
@@ -236,18 +293,32 @@ impl Pass {
     }
 }
 
-/// One pass over a fresh store committing at most `batch` jobs together.
-async fn store_pass(args: &Args, batch: usize, messages: usize) -> Result<Pass> {
+/// One pass over a fresh store committing at most `batch` jobs together: SQLite in a temp
+/// dir, or a fresh database on the PostgreSQL server of `postgres`.
+async fn store_pass(
+    args: &Args,
+    batch: usize,
+    messages: usize,
+    postgres: Option<&String>,
+) -> Result<Pass> {
     use tara_protocol::messages::MessageKind;
     use tara_protocol::{ClientMsgId, ConsultationId, UserId};
     use tara_server::state::Action;
     use tara_server::store::{Actor, NewConsultation, NewMessage};
     let tmp = tempfile::tempdir()?;
-    let store = Arc::new(SqliteStore::open_with_batch(
-        tmp.path(),
-        Arc::new(Quiet),
-        batch,
-    )?);
+    let mut database = None;
+    let store: Arc<dyn Store> = match postgres {
+        Some(admin) => {
+            let (url, name) = fresh_database(admin).await?;
+            database = Some((admin, name));
+            Arc::new(PostgresStore::open_with_batch(&url, Arc::new(Quiet), batch).await?)
+        }
+        None => Arc::new(SqliteStore::open_with_batch(
+            tmp.path(),
+            Arc::new(Quiet),
+            batch,
+        )?),
+    };
     let now = || chrono::Utc::now().timestamp_millis();
     let mut senders = Vec::new();
     for i in 0..args.pairs {
@@ -308,6 +379,10 @@ async fn store_pass(args: &Args, batch: usize, messages: usize) -> Result<Pass> 
     let commits = METRICS.commits.load(Relaxed) - commits_before;
     let jobs = METRICS.commit_jobs.load(Relaxed) - jobs_before;
     latencies.sort();
+    drop(store);
+    if let Some((admin, name)) = database {
+        drop_database(admin, &name).await?;
+    }
     Ok(Pass {
         sent: latencies.len(),
         elapsed,
@@ -323,15 +398,23 @@ async fn store_pass(args: &Args, batch: usize, messages: usize) -> Result<Pass> 
 async fn run(args: Args) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path().to_path_buf();
+    let database = match &args.database_url {
+        Some(admin) => Some(fresh_database(admin).await?),
+        None => None,
+    };
     {
-        let store = SqliteStore::open(&dir, Arc::new(Quiet))?;
+        let store: Arc<dyn Store> = match &database {
+            Some((url, _)) => Arc::new(PostgresStore::open(url, Arc::new(Quiet)).await?),
+            None => Arc::new(SqliteStore::open(&dir, Arc::new(Quiet))?),
+        };
         for i in 0..args.pairs {
             store
                 .add_guide(load_guide(i), chrono::Utc::now().timestamp_millis())
                 .await?;
         }
     }
-    let config = load_config(&dir);
+    let mut config = load_config(&dir);
+    config.database_url = database.as_ref().map(|(url, _)| url.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -453,6 +536,7 @@ async fn run(args: Args) -> Result<()> {
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let rate = sent as f64 / elapsed.as_secs_f64();
     let summary = json!({
+        "store": if database.is_some() { "postgres" } else { "sqlite" },
         "pairs": args.pairs,
         "connections": args.pairs * 2,
         "messages": sent,
@@ -477,6 +561,9 @@ async fn run(args: Args) -> Result<()> {
     );
     let _ = stop_tx.send(());
     server.await??;
+    if let (Some(admin), Some((_, name))) = (&args.database_url, &database) {
+        drop_database(admin, name).await?;
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use crate::push::{self, CommitFanout, PushQueue};
 use crate::ratelimit::RateLimiter;
 use crate::realtime::hub::{ConnId, Hub, HubConfig};
 use crate::state::Action;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Actor, Admission, Appended, GuideRow, Mark, NewMessage, Store, Tariff, User};
 use std::collections::HashMap;
@@ -110,8 +111,15 @@ impl AppState {
             hub: hub.clone(),
             push: push_queue.clone(),
         });
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data_dir, fanout)?.with_tariff(tariff));
+        let store: Arc<dyn Store> = match &config.database_url {
+            Some(url) => Arc::new(
+                PostgresStore::open(url, fanout)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL store: {e}"))?
+                    .with_tariff(tariff),
+            ),
+            None => Arc::new(SqliteStore::open(&config.data_dir, fanout)?.with_tariff(tariff)),
+        };
         let payments: Option<Arc<dyn PaymentProvider>> = match &config.payment_webhook_secret {
             Some(secret) => Some(Arc::new(WebhookProvider::new(secret.as_bytes()))),
             None if config.dev => Some(Arc::new(DevProvider)),

@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct Config {
     /// Where the SQLite file, the signing key and media live.
     pub data_dir: PathBuf,
+    /// PostgreSQL to store in instead of SQLite in `data_dir` (`postgres://…`); the signing
+    /// key and media stay in `data_dir`.
+    pub database_url: Option<String>,
     /// Dev mode: `dev_otp` in responses, codes printed on stderr.
     pub dev: bool,
     /// Seed demo guides that are always online.
@@ -230,6 +233,7 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            database_url: None,
             dev: false,
             demo: false,
             access_ttl: Duration::from_secs(900),

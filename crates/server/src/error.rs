@@ -120,6 +120,25 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => Self::internal(format_args!(
+                "postgres: {}: {}",
+                db.code().code(),
+                db.message()
+            )),
+            None => Self::internal(format_args!("postgres: {e}")),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self::internal(format_args!("postgres pool: {e}"))
+    }
+}
+
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Self::internal(format_args!("json: {e}"))

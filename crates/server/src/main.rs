@@ -3,10 +3,12 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tara_server::config::{ApnsConfig, FcmConfig, PushConfig, Secret, SmsAuth, SmsGatewayConfig};
 use tara_server::store::{
-    sqlite::SqliteStore, CommitListener, Committed, Credit, NewGuide, Store, Tariff,
+    postgres::PostgresStore, sqlite::SqliteStore, CommitListener, Committed, Credit, NewGuide,
+    Store, Tariff,
 };
 use tara_server::Config;
 
@@ -50,8 +52,9 @@ struct ServeArgs {
     /// (default: host name and port).
     #[arg(long, env = "TARA_NODE_ID")]
     node_id: Option<String>,
-    /// PostgreSQL URL (not built yet; SQLite in --data-dir is used without it).
-    #[arg(long, env = "TARA_DATABASE_URL")]
+    /// Store in PostgreSQL (postgres://user:password@host:port/database) instead of SQLite
+    /// in --data-dir; the signing key and media stay in --data-dir.
+    #[arg(long, env = "TARA_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Currency of wallets (ISO 4217).
     #[arg(long, default_value = "INR", env = "TARA_CURRENCY")]
@@ -207,9 +210,8 @@ enum GuideCommand {
 
 #[derive(Args)]
 struct GuideAdd {
-    /// Where the database lives.
-    #[arg(long, default_value = "tara-data", env = "TARA_DATA_DIR")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    db: Database,
     /// Full phone number with country code, e.g. +919876543210.
     #[arg(long)]
     phone: String,
@@ -237,11 +239,45 @@ enum WalletCommand {
     Audit(WalletStore),
 }
 
+/// Which database a command works on.
 #[derive(Args)]
-struct WalletStore {
-    /// Where the database lives.
+struct Database {
+    /// Where the database lives (SQLite).
     #[arg(long, default_value = "tara-data", env = "TARA_DATA_DIR")]
     data_dir: PathBuf,
+    /// The PostgreSQL the servers store in, instead of SQLite in --data-dir.
+    #[arg(long, env = "TARA_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+}
+
+impl Database {
+    /// Opens the store these flags name.
+    async fn open(&self, tariff: Tariff) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(
+            match self
+                .database_url
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+            {
+                // The URL is not echoed: it may hold a password.
+                Some(url) => Arc::new(
+                    PostgresStore::open(url, Arc::new(NoListener))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("--database-url: cannot open the store: {e}"))?
+                        .with_tariff(tariff),
+                ),
+                None => Arc::new(
+                    SqliteStore::open(&self.data_dir, Arc::new(NoListener))?.with_tariff(tariff),
+                ),
+            },
+        )
+    }
+}
+
+#[derive(Args)]
+struct WalletStore {
+    #[command(flatten)]
+    db: Database,
     /// Currency of a wallet opened by this command.
     #[arg(long, default_value = "INR", env = "TARA_CURRENCY")]
     currency: String,
@@ -298,13 +334,8 @@ fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    // The URL is not echoed: it may hold a password.
-    if args.database_url.is_some() {
-        anyhow::bail!(
-            "--database-url: the PostgreSQL backend is not built yet; leave it out to use SQLite in --data-dir"
-        );
-    }
     let mut config = Config::new(args.data_dir).dev(args.dev).demo(args.demo);
+    config.database_url = args.database_url.filter(|u| !u.trim().is_empty());
     config.sms = args.sms.config()?;
     config.push = args.push.config()?;
     let listener = tokio::net::TcpListener::bind(&args.bind)
@@ -400,7 +431,7 @@ async fn add_guide(args: GuideAdd) -> anyhow::Result<()> {
     if args.rate < 0 {
         anyhow::bail!("--rate must not be negative");
     }
-    let store = SqliteStore::open(&args.data_dir, std::sync::Arc::new(NoListener))?;
+    let store = args.db.open(Tariff::default()).await?;
     let clean = |v: Vec<String>| {
         v.into_iter()
             .map(|s| s.trim().to_owned())
@@ -422,13 +453,14 @@ async fn add_guide(args: GuideAdd) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_wallets(args: &WalletStore) -> anyhow::Result<SqliteStore> {
+async fn open_wallets(args: &WalletStore) -> anyhow::Result<Arc<dyn Store>> {
     let currency = args.currency.trim().to_ascii_uppercase();
-    let store = SqliteStore::open(&args.data_dir, std::sync::Arc::new(NoListener))?;
-    Ok(store.with_tariff(Tariff {
-        currency,
-        ..Tariff::default()
-    }))
+    args.db
+        .open(Tariff {
+            currency,
+            ..Tariff::default()
+        })
+        .await
 }
 
 async fn wallet(cmd: WalletCommand) -> anyhow::Result<()> {
@@ -437,7 +469,7 @@ async fn wallet(cmd: WalletCommand) -> anyhow::Result<()> {
             if !(1..=1_000_000_000).contains(&args.amount) {
                 anyhow::bail!("--amount must be a whole number from 1 to 1000000000");
             }
-            let store = open_wallets(&args.store)?;
+            let store = open_wallets(&args.store).await?;
             let w = store
                 .credit(Credit {
                     user_id: tara_protocol::UserId(args.user),
@@ -452,7 +484,7 @@ async fn wallet(cmd: WalletCommand) -> anyhow::Result<()> {
             print_wallet(&w);
         }
         WalletCommand::Show(args) => {
-            let store = open_wallets(&args.store)?;
+            let store = open_wallets(&args.store).await?;
             let id = tara_protocol::UserId(args.user);
             if store.user(id).await?.is_none() {
                 anyhow::bail!("no user {id}");
@@ -460,7 +492,7 @@ async fn wallet(cmd: WalletCommand) -> anyhow::Result<()> {
             print_wallet(&store.wallet(id).await?);
         }
         WalletCommand::Audit(args) => {
-            let store = open_wallets(&args)?;
+            let store = open_wallets(&args).await?;
             let wrong = store.ledger_audit().await?;
             for (user, cached, sum) in &wrong {
                 println!(

@@ -8,13 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tara_server::billing::payments::sign;
-use tara_server::store::sqlite::SqliteStore;
-use tara_server::store::{CommitListener, Committed, Store, PLATFORM};
-
-struct Quiet;
-impl CommitListener for Quiet {
-    fn committed(&self, _: &[Committed]) {}
-}
+use tara_server::store::PLATFORM;
 
 /// A server whose billed minute lasts a second, so balance timers run in seconds.
 async fn fast_minutes() -> TestServer {
@@ -87,7 +81,7 @@ async fn paid_chat(server: &TestServer, amount: i64) -> Chat {
 
 /// Every cached balance equals the sum of its ledger rows.
 async fn books_balance(server: &TestServer) {
-    let store = SqliteStore::open(&server.data_dir, std::sync::Arc::new(Quiet)).expect("store");
+    let store = open_store(&server.data_dir).await;
     let wrong = store.ledger_audit().await.expect("audit");
     assert!(
         wrong.is_empty(),
@@ -96,7 +90,7 @@ async fn books_balance(server: &TestServer) {
 }
 
 async fn platform_ledger(server: &TestServer) -> Vec<tara_protocol::wallet::LedgerEntry> {
-    let store = SqliteStore::open(&server.data_dir, std::sync::Arc::new(Quiet)).expect("store");
+    let store = open_store(&server.data_dir).await;
     let rows = store.ledger(PLATFORM, None, 100).await.expect("ledger");
     rows.into_iter().map(|(_, e)| e).collect()
 }

@@ -8,6 +8,7 @@
 //! the realtime hub fans them out in `seq` order without asking the database again.
 
 pub mod money;
+pub mod postgres;
 pub mod sqlite;
 
 pub use money::*;

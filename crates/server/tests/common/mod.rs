@@ -8,8 +8,11 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tara_server::store::postgres::PostgresStore;
 use tara_server::store::sqlite::SqliteStore;
 use tara_server::store::{CommitListener, Committed, NewGuide, Store};
+
+pub mod pg;
 use tara_server::Config;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -55,6 +58,9 @@ impl TestServer {
     /// A dev-mode server on a data dir and a given address (a restart on the same port).
     pub async fn start_at(dir: &Path, bind: &str, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::new(dir).dev(true);
+        if pg::enabled() {
+            config.database_url = Some(pg::url_for(dir));
+        }
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -152,7 +158,7 @@ impl TestServer {
     pub async fn customer(&self, phone: &str) -> User {
         // Opened with its balance before the first login, as the demo's welcome credit is, so
         // no wallet frame arrives later on a test's sockets.
-        let store = SqliteStore::open(&self.data_dir, Arc::new(Quiet)).expect("open store");
+        let store = open_store(&self.data_dir).await;
         let last4 = &phone[phone.len().saturating_sub(4)..];
         store
             .ensure_customer(
@@ -277,12 +283,27 @@ impl CommitListener for Quiet {
     fn committed(&self, _batch: &[Committed]) {}
 }
 
+/// A store of its own on a data dir's database (SQLite in it, or its PostgreSQL database), as
+/// the operator commands open one.
+pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
+    if pg::enabled() {
+        let url = pg::url_for(dir);
+        Arc::new(
+            PostgresStore::open(&url, Arc::new(Quiet))
+                .await
+                .expect("open the PostgreSQL store"),
+        )
+    } else {
+        Arc::new(SqliteStore::open(dir, Arc::new(Quiet)).expect("open store"))
+    }
+}
+
 /// What [`TestServer::customer`] starts with.
 pub const START_BALANCE: i64 = 10_000;
 
 /// Credits a wallet in a data dir with a store of its own, as `tara-server wallet credit` does.
 pub async fn credit_in(dir: &Path, user: i64, amount: i64) -> i64 {
-    let store = SqliteStore::open(dir, Arc::new(Quiet)).expect("open store");
+    let store = open_store(dir).await;
     store
         .credit(tara_server::store::Credit {
             user_id: tara_protocol::UserId(user),
@@ -297,7 +318,7 @@ pub async fn credit_in(dir: &Path, user: i64, amount: i64) -> i64 {
 
 /// Adds a guide to a data dir with a store of its own.
 pub async fn add_guide_in(dir: &Path, phone: &str, name: &str, rate: i64) -> i64 {
-    let store = SqliteStore::open(dir, Arc::new(Quiet)).expect("open store");
+    let store = open_store(dir).await;
     let guide = NewGuide {
         phone: phone.into(),
         name: name.into(),

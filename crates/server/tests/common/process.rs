@@ -27,8 +27,24 @@ pub fn tara() -> Command {
     cmd
 }
 
+/// On PostgreSQL (`TARA_TEST_DATABASE=postgres`), a command on `--data-dir D` works on D's
+/// database: the binary gets its URL in the environment, as an operator would set it.
+fn on_database(cmd: &mut Command, args: &[&str]) {
+    if !crate::common::pg::enabled() {
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| *a == "--data-dir") {
+        if let Some(dir) = args.get(i + 1) {
+            let url = crate::common::pg::url_for(std::path::Path::new(dir));
+            cmd.env("TARA_DATABASE_URL", url);
+        }
+    }
+}
+
 pub async fn run(args: &[&str]) -> Output {
-    tokio::time::timeout(Duration::from_secs(30), tara().args(args).output())
+    let mut cmd = tara();
+    on_database(&mut cmd, args);
+    tokio::time::timeout(Duration::from_secs(30), cmd.args(args).output())
         .await
         .expect("the command finishes")
         .expect("the binary runs")
@@ -51,6 +67,7 @@ impl Server {
     /// Starts the binary with `args` (and `env`), and waits for `listening on http://ADDR`.
     pub async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = tara();
+        on_database(&mut cmd, args);
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
