@@ -22,6 +22,18 @@ pub struct Config {
     pub otp_per_hour: u32,
     /// Wrong codes before a request is burned.
     pub otp_max_attempts: u32,
+    /// Code requests from one IP address, whatever the phones, at once (SMS pumping) ...
+    pub otp_per_ip_burst: u32,
+    /// ... and then this many an hour.
+    pub otp_per_ip_per_hour: u32,
+    /// Login attempts (`otp/validate`) from one IP address at once ...
+    pub logins_per_ip_burst: u32,
+    /// ... and then this many a minute.
+    pub logins_per_ip_per_minute: u32,
+    /// Realtime connections one user holds at once, over all their devices.
+    pub max_connections_per_user: usize,
+    /// Realtime connections from one IP address at once.
+    pub max_connections_per_ip: usize,
     /// Device sessions per user.
     pub max_sessions: usize,
     /// A request nobody answers is cancelled after this.
@@ -221,6 +233,12 @@ impl Config {
             otp_resend_after: Duration::from_secs(30),
             otp_per_hour: 5,
             otp_max_attempts: 5,
+            otp_per_ip_burst: 20,
+            otp_per_ip_per_hour: 30,
+            logins_per_ip_burst: 30,
+            logins_per_ip_per_minute: 10,
+            max_connections_per_user: 32,
+            max_connections_per_ip: 256,
             max_sessions: 20,
             request_timeout: Duration::from_secs(120),
             presence_grace: Duration::from_secs(10),

@@ -55,6 +55,7 @@ impl TestServer {
     /// A dev-mode server on a data dir and a given address (a restart on the same port).
     pub async fn start_at(dir: &Path, bind: &str, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::new(dir).dev(true);
+        lift_per_ip_limits(&mut config);
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -262,6 +263,16 @@ impl TestServer {
         assert_eq!(joined["consultation"]["status"], "in_progress");
         id
     }
+}
+
+/// Every test talks from 127.0.0.1, so the per-address limits are lifted unless a test sets them
+/// (tests/abuse.rs does).
+pub fn lift_per_ip_limits(config: &mut Config) {
+    config.otp_per_ip_burst = u32::MAX / 2;
+    config.otp_per_ip_per_hour = u32::MAX / 2;
+    config.logins_per_ip_burst = u32::MAX / 2;
+    config.logins_per_ip_per_minute = u32::MAX / 2;
+    config.max_connections_per_ip = usize::MAX / 2;
 }
 
 impl Drop for TestServer {

@@ -1,0 +1,332 @@
+//! Abuse limits against the real server on loopback: each test floods one thing, checks the
+//! contract's error code, and checks that somebody else is still served.
+//!
+//! Every test client normally talks from 127.0.0.1; "somebody else" talks from 127.0.0.2 (the
+//! whole of 127.0.0.0/8 is loopback on Linux), so per-address limits can be seen to be per
+//! address. The harness lifts the per-address limits; the tests here set their own.
+
+mod common;
+
+use common::{TestServer, User, Ws, WAIT};
+use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// The second address tests talk from.
+const OTHER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// An HTTP client talking from `ip`.
+fn client_from(ip: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip)
+        .timeout(Duration::from_secs(40))
+        .build()
+        .expect("client")
+}
+
+async fn post_from(
+    server: &TestServer,
+    client: &reqwest::Client,
+    path: &str,
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = client
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+async fn generate_from(
+    server: &TestServer,
+    client: &reqwest::Client,
+    phone: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    post_from(
+        server,
+        client,
+        "/auth/otp/generate",
+        json!({"area_code": "+91", "phone_number": phone, "user_type": "customer", "purpose": "login"}),
+    )
+    .await
+}
+
+async fn validate_from(
+    server: &TestServer,
+    client: &reqwest::Client,
+    request_id: &Value,
+    code: &str,
+    phone: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    post_from(
+        server,
+        client,
+        "/auth/otp/validate",
+        json!({
+            "request_id": request_id, "otp_code": code, "user_type": "customer",
+            "device_info": {"device_type": "test", "platform": "linux"},
+            "phone_number": phone, "area_code": "+91"
+        }),
+    )
+    .await
+}
+
+fn code_of(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// A code that is not `code`.
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().expect("six digits");
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+// ---------------------------------------------------------------------------------------------
+// OTP: SMS pumping, brute force, login floods.
+
+#[tokio::test]
+async fn one_address_asking_codes_for_many_phones_is_rate_limited_and_another_address_is_not() {
+    let server = TestServer::start_with(|c| {
+        c.otp_per_ip_burst = 5;
+        c.otp_per_ip_per_hour = 30;
+    })
+    .await;
+    let here = client_from(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    // Five different phones from one address: each a first code for its phone.
+    let mut first = None;
+    for i in 0..5 {
+        let phone = format!("90000000{i:02}");
+        let (status, _, body) = generate_from(&server, &here, &phone).await;
+        assert_eq!(status, 200, "code {i}: {body}");
+        first.get_or_insert((phone, body));
+    }
+    // The sixth phone from the same address is refused, though the phone never had a code.
+    let (status, headers, body) = generate_from(&server, &here, "9000000099").await;
+    assert_eq!((status, code_of(&body)), (429, "RATE_LIMITED"), "{body}");
+    let retry: u64 = headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert_eq!(retry, 120, "30 an hour: the next code in 2 minutes");
+    assert_eq!(body["error"]["details"]["retry_after"], 120);
+
+    // Another address asks for that same phone and gets its code, and logs in with it.
+    let there = client_from(OTHER_IP);
+    let (status, _, gen) = generate_from(&server, &there, "9000000099").await;
+    assert_eq!(status, 200, "{gen}");
+    let code = gen["dev_otp"].as_str().expect("dev code");
+    let (status, _, tokens) =
+        validate_from(&server, &there, &gen["request_id"], code, "9000000099").await;
+    assert_eq!(status, 200, "{tokens}");
+
+    // A code already sent to the flooding address still logs in: only new codes are refused.
+    let (phone, gen) = first.expect("a first code");
+    let code = gen["dev_otp"].as_str().expect("dev code");
+    let (status, _, tokens) = validate_from(&server, &here, &gen["request_id"], code, &phone).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+#[tokio::test]
+async fn wrong_codes_burn_a_request_and_guessing_across_requests_is_rate_limited_per_address() {
+    let server = TestServer::start_with(|c| {
+        c.logins_per_ip_burst = 12;
+        c.logins_per_ip_per_minute = 1;
+        c.otp_per_ip_burst = 100;
+    })
+    .await;
+    let here = client_from(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    // Per request: the fifth wrong code burns it, and then even the right one is refused.
+    let (_, _, gen) = generate_from(&server, &here, "9100000001").await;
+    let code = gen["dev_otp"].as_str().expect("dev code").to_owned();
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (status, _, body) = validate_from(
+            &server,
+            &here,
+            &gen["request_id"],
+            &wrong(&code),
+            "9100000001",
+        )
+        .await;
+        answers.push((status, code_of(&body).to_owned()));
+    }
+    let (status, _, body) =
+        validate_from(&server, &here, &gen["request_id"], &code, "9100000001").await;
+    answers.push((status, code_of(&body).to_owned()));
+    let want: Vec<(u16, String)> = [
+        (400, "OTP_INVALID"),
+        (400, "OTP_INVALID"),
+        (400, "OTP_INVALID"),
+        (400, "OTP_INVALID"),
+        (429, "OTP_ATTEMPTS_EXCEEDED"),
+        (429, "OTP_ATTEMPTS_EXCEEDED"),
+    ]
+    .iter()
+    .map(|(s, c)| (*s, c.to_string()))
+    .collect();
+    assert_eq!(answers, want);
+
+    // Across requests (fresh codes for other phones), the address runs out of attempts: 6 used,
+    // 6 more allowed, then RATE_LIMITED whatever the request.
+    let mut codes = Vec::new();
+    for i in 0..7 {
+        let phone = format!("91000001{i:02}");
+        let (status, _, gen) = generate_from(&server, &here, &phone).await;
+        assert_eq!(status, 200, "{gen}");
+        codes.push((phone, gen));
+    }
+    for (phone, gen) in &codes[..6] {
+        let code = gen["dev_otp"].as_str().expect("dev code");
+        let (status, _, body) =
+            validate_from(&server, &here, &gen["request_id"], &wrong(code), phone).await;
+        assert_eq!((status, code_of(&body)), (400, "OTP_INVALID"), "{body}");
+    }
+    let (phone, gen) = &codes[6];
+    let right = gen["dev_otp"].as_str().expect("dev code");
+    let (status, headers, body) =
+        validate_from(&server, &here, &gen["request_id"], right, phone).await;
+    assert_eq!((status, code_of(&body)), (429, "RATE_LIMITED"), "{body}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+
+    // Somebody at another address logs in as usual, with the code the flooder could not use.
+    let there = client_from(OTHER_IP);
+    let (status, _, tokens) =
+        validate_from(&server, &there, &gen["request_id"], right, phone).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection floods.
+
+type WsError = tokio_tungstenite::tungstenite::Error;
+
+/// A realtime connection from `ip`, `hello` read.
+async fn ws_from(server: &TestServer, token: &str, ip: IpAddr) -> Result<Ws, WsError> {
+    let mut req = server.ws_url().into_client_request()?;
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((ip, 0).into())?;
+    let tcp = socket.connect(server.addr).await?;
+    let (stream, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(tcp)).await?;
+    let mut ws = Ws { stream, user_id: 0 };
+    let hello = ws.next_of("hello").await;
+    ws.user_id = hello["user_id"].as_i64().expect("hello names the user");
+    Ok(ws)
+}
+
+/// Asserts a refused upgrade: 429 with the contract's `RATE_LIMITED` body.
+fn refused_with_429(result: Result<Ws, WsError>) {
+    match result {
+        Err(WsError::Http(resp)) => {
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
+                .expect("an error body");
+            assert_eq!(
+                (resp.status().as_u16(), code_of(&body)),
+                (429, "RATE_LIMITED"),
+                "{body}"
+            );
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        Err(e) => panic!("refused, but not with 429: {e}"),
+        Ok(_) => panic!("a connection past the cap was let in"),
+    }
+}
+
+/// Connects, retrying while the server has not yet noticed a closed connection of the same
+/// user or address (its slot comes back when the server's side of the socket ends).
+async fn connects_again(server: &TestServer, token: &str, ip: IpAddr) -> Ws {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match ws_from(server, token, ip).await {
+            Ok(ws) => return ws,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the freed slot never came back: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_user_past_the_connection_cap_is_refused_with_429_and_others_still_connect() {
+    let server = TestServer::start_with(|c| c.max_connections_per_user = 3).await;
+    let a = server.customer("9200000001").await;
+    let b = server.customer("9200000002").await;
+    let here = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            ws_from(&server, &a.token, here)
+                .await
+                .expect("under the cap"),
+        );
+    }
+    refused_with_429(ws_from(&server, &a.token, here).await);
+    refused_with_429(ws_from(&server, &a.token, OTHER_IP).await);
+
+    // The user's open connections still work, and another user connects as usual.
+    for ws in &mut open {
+        ws.send(json!({"type": "ping"})).await;
+        ws.next_of("pong").await;
+    }
+    let mut other = ws_from(&server, &b.token, here).await.expect("b connects");
+    other.send(json!({"type": "ping"})).await;
+    other.next_of("pong").await;
+
+    // Closing one gives its slot back.
+    open.pop().expect("one").close().await;
+    let _again = connects_again(&server, &a.token, here).await;
+    refused_with_429(ws_from(&server, &a.token, here).await);
+}
+
+#[tokio::test]
+async fn one_address_past_the_connection_cap_is_refused_with_429_and_other_addresses_connect() {
+    let server = TestServer::start_with(|c| c.max_connections_per_ip = 4).await;
+    let users: Vec<User> = {
+        let mut v = Vec::new();
+        for i in 0..3 {
+            v.push(server.customer(&format!("930000000{i}")).await);
+        }
+        v
+    };
+    let here = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut open = Vec::new();
+    for u in [&users[0], &users[0], &users[1], &users[1]] {
+        open.push(
+            ws_from(&server, &u.token, here)
+                .await
+                .expect("under the cap"),
+        );
+    }
+    // A third user from the same address is refused, though that user holds nothing.
+    refused_with_429(ws_from(&server, &users[2].token, here).await);
+    // From another address the same user, and one already connected, get in.
+    let mut there = ws_from(&server, &users[2].token, OTHER_IP)
+        .await
+        .expect("another address");
+    there.send(json!({"type": "ping"})).await;
+    there.next_of("pong").await;
+    let _also = ws_from(&server, &users[0].token, OTHER_IP)
+        .await
+        .expect("another address");
+    // REST from the full address is not affected: the cap is on sockets.
+    server
+        .get("/auth/profile", Some(&users[2]))
+        .await
+        .ok::<Value>();
+
+    open.remove(0).close().await;
+    let _again = connects_again(&server, &users[2].token, here).await;
+}
