@@ -330,3 +330,121 @@ async fn one_address_past_the_connection_cap_is_refused_with_429_and_other_addre
     open.remove(0).close().await;
     let _again = connects_again(&server, &users[2].token, here).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Deep JSON, typing storms.
+
+/// A customer and an online guide in an in-progress consultation, both subscribed.
+async fn chatting(server: &TestServer) -> (User, Ws, User, Ws, String) {
+    let (guide, mut guide_ws) = server.online_guide("9000000001", "Asha").await;
+    let customer = server.customer("9876543210").await;
+    let mut customer_ws = Ws::connect(server, &customer.token).await;
+    let id = server.open_consultation(&customer, &guide).await;
+    let (_, head) = customer_ws.subscribe(&id, 0).await;
+    guide_ws.subscribe(&id, head).await;
+    (customer, customer_ws, guide, guide_ws, id)
+}
+
+/// `[[[…]]]`, `depth` deep.
+fn nested(depth: usize) -> String {
+    format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[tokio::test]
+async fn json_nested_ten_thousand_deep_is_a_validation_failure_on_every_way_in() {
+    // With a webhook secret, so a signed webhook body gets as far as being read.
+    let server =
+        TestServer::start_with(|c| c.payment_webhook_secret = Some("whsec_test".into())).await;
+    let (customer, mut ws, _guide, mut guide_ws, id) = chatting(&server).await;
+    let deep = nested(10_000);
+
+    // Realtime: a whole frame that deep, and a send whose content is that deep.
+    let send_deep = format!(
+        r#"{{"type":"send","client_msg_id":"m-deep","consultation_id":"{id}","kind":"text","content":{deep}}}"#
+    );
+    for (what, text) in [("a frame", deep.clone()), ("a send's content", send_deep)] {
+        ws.send_raw(text).await;
+        let f = ws.next_of("error").await;
+        assert_eq!(f["code"], "VALIDATION_FAILED", "{what}: {f}");
+        ws.send(json!({"type": "ping"})).await;
+        ws.next_of("pong").await;
+    }
+
+    // REST: typed bodies, optional bodies, and the webhook that reads any JSON.
+    let reject = format!("/consultation/{id}/reject");
+    for path in [
+        "/auth/otp/generate",
+        "/consultation",
+        &reject,
+        "/payments/webhook",
+    ] {
+        let r = server
+            .http
+            .post(server.url(path))
+            .bearer_auth(&customer.token)
+            .header("content-type", "application/json")
+            .header(
+                "x-tara-signature",
+                tara_server::billing::payments::sign(b"whsec_test", deep.as_bytes()),
+            )
+            .body(deep.clone())
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            (status, code_of(&body)),
+            (400, "VALIDATION_FAILED"),
+            "POST {path}: {body}"
+        );
+    }
+
+    // Nothing broke: the chat goes on for both.
+    let ack = ws.send_text(&id, &common::cmid(), "still here").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    guide_ws.next_of("message").await;
+}
+
+#[tokio::test]
+async fn a_typing_storm_reaches_the_other_side_at_most_twice_a_second_and_chat_goes_on() {
+    let server = TestServer::start().await;
+    let (customer, mut ws, _guide, mut guide_ws, id) = chatting(&server).await;
+
+    // 500 typing frames as fast as the socket takes them, then the end.
+    let started = tokio::time::Instant::now();
+    for _ in 0..500 {
+        ws.send(json!({"type": "typing", "consultation_id": id, "is_typing": true}))
+            .await;
+    }
+    ws.send(json!({"type": "typing", "consultation_id": id, "is_typing": false}))
+        .await;
+    // The storm is not a run of bad frames: the connection stays open and answers.
+    ws.send(json!({"type": "ping"})).await;
+    ws.next_of("pong").await;
+    let mut seen = Vec::new();
+    loop {
+        let f = guide_ws.next_of("typing").await;
+        assert_eq!(f["user_id"], customer.id);
+        let on = f["is_typing"].as_bool().expect("is_typing");
+        seen.push(on);
+        if !on {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    // At most 2 a second while it lasted, plus the first and the trailing end.
+    let bound = (took.as_secs_f64() * 2.0).ceil() as usize + 2;
+    assert!(
+        seen.len() <= bound,
+        "{} typing frames fanned out for 501 in {took:?}",
+        seen.len()
+    );
+    assert_eq!(seen.first(), Some(&true));
+
+    // The guide's own sends are answered as usual after the storm.
+    let ack = guide_ws
+        .send_text(&id, &common::cmid(), "I see you typing")
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+}
