@@ -58,6 +58,9 @@ pub struct Config {
     pub max_bad_frames: u32,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// A request's headers must all arrive within this, or the connection is closed
+    /// (slowloris). An idle keep-alive connection is closed after it too.
+    pub header_read_timeout: Duration,
     /// ISO 4217 code of wallets (`--currency`).
     pub currency: String,
     /// The platform's share of each charge, in percent (`--commission-percent`).
@@ -251,6 +254,7 @@ impl Config {
             typing_expiry: Duration::from_secs(6),
             max_bad_frames: 20,
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
             currency: "INR".into(),
             commission_percent: 30,
             payment_webhook_secret: None,

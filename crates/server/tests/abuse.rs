@@ -448,3 +448,60 @@ async fn a_typing_storm_reaches_the_other_side_at_most_twice_a_second_and_chat_g
         .await;
     assert_eq!(ack["type"], "ack", "{ack}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slowloris.
+
+#[tokio::test]
+async fn headers_trickled_in_lose_their_connection_and_others_are_served_meanwhile() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(|c| c.header_read_timeout = Duration::from_secs(1)).await;
+    let tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let (mut rd, mut wr) = tcp.into_split();
+    // Whatever the server says before closing, then the close.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let _ = rd.read_to_end(&mut got).await;
+        got
+    });
+    wr.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: tara\r\n")
+        .await
+        .expect("request line");
+    // One header line every 100 ms: 100 of them would take 10 s, ten times the timeout.
+    let mut sent = 0;
+    for i in 0..100 {
+        if reader.is_finished()
+            || wr
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+        {
+            break;
+        }
+        sent += 1;
+        if i == 3 {
+            // Meanwhile somebody else is served as usual.
+            let health: Value = server.get("/health", None).await.ok();
+            assert_eq!(health["status"], "ok");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        sent < 100,
+        "the server kept a trickling connection open through {sent} header lines"
+    );
+    let said = tokio::time::timeout(WAIT, reader)
+        .await
+        .expect("the connection was closed")
+        .expect("reader");
+    let said = String::from_utf8_lossy(&said);
+    assert!(
+        said.is_empty() || said.starts_with("HTTP/1.1 408"),
+        "a trickled request is not served: {said}"
+    );
+    // And a fresh, prompt request on a new connection is served.
+    let health: Value = server.get("/health", None).await.ok();
+    assert_eq!(health["status"], "ok");
+}
