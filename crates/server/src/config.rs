@@ -38,6 +38,8 @@ pub struct Config {
     pub max_sessions: usize,
     /// A request nobody answers is cancelled after this.
     pub request_timeout: Duration,
+    /// Requests waiting for one guide at once; past it new ones get `GUIDE_UNAVAILABLE`.
+    pub max_pending_requests_per_guide: usize,
     /// A user stays online this long after the last connection closes.
     pub presence_grace: Duration,
     /// Server pings this often.
@@ -244,6 +246,7 @@ impl Config {
             max_connections_per_ip: 256,
             max_sessions: 20,
             request_timeout: Duration::from_secs(120),
+            max_pending_requests_per_guide: 20,
             presence_grace: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),

@@ -505,3 +505,84 @@ async fn headers_trickled_in_lose_their_connection_and_others_are_served_meanwhi
     let health: Value = server.get("/health", None).await.ok();
     assert_eq!(health["status"], "ok");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A request storm against one guide.
+
+async fn request(server: &TestServer, customer: &User, guide: &User) -> (u16, Value) {
+    let r = server
+        .post(
+            "/consultation",
+            Some(customer),
+            json!({"guide_id": guide.id, "mode": "chat", "service_type": "consultation"}),
+        )
+        .await;
+    (r.status, r.body)
+}
+
+#[tokio::test]
+async fn a_request_storm_against_one_guide_queues_at_most_the_cap_and_other_guides_are_requested() {
+    let server = TestServer::start_with(|c| c.max_pending_requests_per_guide = 3).await;
+    let (guide, _guide_ws) = server.online_guide("9000000001", "Asha").await;
+    let (other_guide, _other_ws) = server.online_guide("9000000002", "Ravi").await;
+    let mut customers = Vec::new();
+    for i in 0..10 {
+        customers.push(server.customer(&format!("94000000{i:02}")).await);
+    }
+    // Ten customers at once: exactly three requests wait, the rest are told the guide is full.
+    let answers =
+        futures_util::future::join_all(customers.iter().map(|c| request(&server, c, &guide))).await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let full: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, b)| *s == 409 && code_of(b) == "GUIDE_UNAVAILABLE")
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!((created, full.len()), (3, 7), "{answers:?}");
+    assert_eq!(full[0]["error"]["details"]["pending_requests"], 3);
+    let listed: Value = server
+        .get("/consultation/requests", Some(&guide))
+        .await
+        .ok();
+    assert_eq!(listed["requests"].as_array().map(Vec::len), Some(3));
+
+    // One customer cannot fill the queue alone: a second request is CONSULTATION_ACTIVE.
+    let first = answers
+        .iter()
+        .position(|(s, _)| *s == 201)
+        .expect("one made it");
+    let (status, body) = request(&server, &customers[first], &other_guide).await;
+    assert_eq!(
+        (status, code_of(&body)),
+        (409, "CONSULTATION_ACTIVE"),
+        "{body}"
+    );
+
+    // A customer turned away requests another guide at once.
+    let refused = answers
+        .iter()
+        .position(|(s, _)| *s == 409)
+        .expect("one was refused");
+    let (status, body) = request(&server, &customers[refused], &other_guide).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Once the guide rejects one, a place is free again.
+    let id = answers[first].1["consultation_id"].as_str().expect("id");
+    server
+        .post(
+            &format!("/consultation/{id}/reject"),
+            Some(&guide),
+            json!({}),
+        )
+        .await
+        .ok::<Value>();
+    let later = answers
+        .iter()
+        .enumerate()
+        .filter(|(i, (s, _))| *s == 409 && *i != refused)
+        .map(|(i, _)| i)
+        .next()
+        .expect("another refused customer");
+    let (status, body) = request(&server, &customers[later], &guide).await;
+    assert_eq!(status, 201, "{body}");
+}
