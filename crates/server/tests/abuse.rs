@@ -586,3 +586,178 @@ async fn a_request_storm_against_one_guide_queues_at_most_the_cap_and_other_guid
     let (status, body) = request(&server, &customers[later], &guide).await;
     assert_eq!(status, 201, "{body}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Uploads: 10 MiB in a loop, and a decompression bomb.
+
+const MIB: usize = 1024 * 1024;
+
+/// This process's resident memory in KiB (the in-process server's and the test's together).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG signature and IHDR claiming `w` x `h` (RGB, 8 bits); no pixel data follows.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&w.to_be_bytes());
+    chunk.extend_from_slice(&h.to_be_bytes());
+    chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+    v.extend_from_slice(&13u32.to_be_bytes());
+    v.extend_from_slice(&chunk);
+    v.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    v
+}
+
+async fn upload(
+    server: &TestServer,
+    user: &User,
+    id: &str,
+    body: axum::body::Bytes,
+) -> (u16, Value) {
+    let r = server
+        .http
+        .post(server.url(&format!("/media?consultation_id={id}")))
+        .bearer_auth(&user.token)
+        .header("content-type", "image/png")
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn uploads_over_10_mib_in_a_loop_are_refused_with_413_and_memory_stays_flat() {
+    let server = TestServer::start().await;
+    let (customer, _ws, guide, _guide_ws, id) = chatting(&server).await;
+    let mut over = png_header(8, 8);
+    over.resize(10 * MIB + 1, 0);
+    let over = axum::body::Bytes::from(over);
+    // Warm up allocator and connection pool first, then measure over many more.
+    for _ in 0..3 {
+        let (status, body) = upload(&server, &customer, &id, over.clone()).await;
+        assert_eq!(
+            (status, code_of(&body)),
+            (413, "PAYLOAD_TOO_LARGE"),
+            "{body}"
+        );
+    }
+    let before = rss_kib();
+    for i in 0..30 {
+        let (status, body) = upload(&server, &customer, &id, over.clone()).await;
+        assert_eq!(
+            (status, code_of(&body)),
+            (413, "PAYLOAD_TOO_LARGE"),
+            "upload {i}: {body}"
+        );
+    }
+    // Without a length the server reads up to the limit and then stops.
+    for i in 0..10 {
+        let answer = chunked_upload(&server, &customer, &id, 12).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "chunked upload {i}: {answer}"
+        );
+        assert!(answer.contains("PAYLOAD_TOO_LARGE"), "{answer}");
+    }
+    let after = rss_kib();
+    // 30 uploads of 10 MiB and 10 of 12 MiB were offered. What stays must be far less.
+    let grown_mib = after.saturating_sub(before) / 1024;
+    println!(
+        "RSS before {before} KiB, after {after} KiB: +{grown_mib} MiB over 40 oversized uploads"
+    );
+    assert!(grown_mib < 40, "resident memory grew by {grown_mib} MiB");
+
+    // The other party is not held up: a text goes through.
+    let ack = send_from_new_socket(&server, &guide, &id).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+}
+
+/// A chunked upload (no length) of `mib` MiB over a raw connection; the server's answer.
+async fn chunked_upload(server: &TestServer, user: &User, id: &str, mib: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/media?consultation_id={id} HTTP/1.1\r\nHost: tara\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: image/png\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        user.token
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    let mut first = png_header(8, 8);
+    first.resize(MIB, 0);
+    let rest = vec![0u8; MIB];
+    for i in 0..mib {
+        let body = if i == 0 { &first } else { &rest };
+        let chunk = [format!("{:x}\r\n", body.len()).as_bytes(), body, b"\r\n"].concat();
+        // The server may stop reading once it is past the limit.
+        if tcp.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = tcp.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A text sent on a fresh socket of `user`; its answer.
+async fn send_from_new_socket(server: &TestServer, user: &User, id: &str) -> Value {
+    let mut ws = Ws::connect(server, &user.token).await;
+    ws.subscribe(id, 0).await;
+    ws.send_text(id, &common::cmid(), "after the uploads").await
+}
+
+#[tokio::test]
+async fn a_tiny_png_claiming_100k_by_100k_is_refused_from_its_header_with_413() {
+    let server = TestServer::start().await;
+    let (customer, _ws, _guide, _guide_ws, id) = chatting(&server).await;
+    let bomb = png_header(100_000, 100_000);
+    assert!(bomb.len() < 64, "the bomb is {} bytes", bomb.len());
+    let before = rss_kib();
+    for _ in 0..20 {
+        let (status, body) = upload(&server, &customer, &id, bomb.clone().into()).await;
+        assert_eq!(
+            (status, code_of(&body)),
+            (413, "PAYLOAD_TOO_LARGE"),
+            "{body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("100000x100000"),
+            "the refusal names the claimed size: {body}"
+        );
+    }
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    // Decoding 10 gigapixels would need 30 GB; nothing like that was touched.
+    assert!(grown_mib < 16, "resident memory grew by {grown_mib} MiB");
+    // The customer still chats.
+    let ack = send_from_new_socket(&server, &customer, &id).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+}
