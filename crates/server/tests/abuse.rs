@@ -761,3 +761,38 @@ async fn a_tiny_png_claiming_100k_by_100k_is_refused_from_its_header_with_413() 
     let ack = send_from_new_socket(&server, &customer, &id).await;
     assert_eq!(ack["type"], "ack", "{ack}");
 }
+
+#[tokio::test]
+async fn rest_bodies_over_64_kib_are_refused_with_413() {
+    let server = TestServer::start().await;
+    let (customer, _ws, guide, _guide_ws, id) = chatting(&server).await;
+    let big = "a".repeat(65 * 1024);
+    // A typed body and an optional one.
+    let r = server
+        .patch(
+            "/auth/profile",
+            Some(&customer),
+            json!({"display_name": big}),
+        )
+        .await;
+    r.fails(413, "PAYLOAD_TOO_LARGE");
+    let r = server
+        .post(
+            &format!("/consultation/{id}/join"),
+            Some(&guide),
+            json!({"mode": big}),
+        )
+        .await;
+    r.fails(413, "PAYLOAD_TOO_LARGE");
+    // Nothing changed, and small bodies still work.
+    let me: Value = server.get("/auth/profile", Some(&customer)).await.ok();
+    assert_ne!(me["display_name"].as_str().map(str::len), Some(big.len()));
+    server
+        .patch(
+            "/auth/profile",
+            Some(&customer),
+            json!({"display_name": "Mira"}),
+        )
+        .await
+        .ok::<Value>();
+}
