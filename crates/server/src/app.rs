@@ -11,13 +11,14 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::METRICS;
 use crate::push::{self, CommitFanout, PushQueue};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, Slots};
 use crate::realtime::hub::{ConnId, Hub, HubConfig};
 use crate::state::Action;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Actor, Admission, Appended, GuideRow, Mark, NewMessage, Store, Tariff, User};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -58,6 +59,14 @@ pub struct App {
     pub push: PushQueue,
     /// Message rate per sender per consultation.
     pub limiter: Arc<RateLimiter<(UserId, ConsultationId)>>,
+    /// Login codes asked for per IP address.
+    pub otp_per_ip: RateLimiter<IpAddr>,
+    /// Login attempts per IP address.
+    pub logins_per_ip: RateLimiter<IpAddr>,
+    /// Realtime connections held per user.
+    pub connections_per_user: Slots<UserId>,
+    /// Realtime connections held per IP address.
+    pub connections_per_ip: Slots<IpAddr>,
     /// Where uploaded images live.
     pub media_dir: PathBuf,
     /// Where recharges go; `None` when none is set up (recharges are refused).
@@ -136,6 +145,13 @@ impl AppState {
                 config.message_burst,
                 config.messages_per_minute,
             )),
+            otp_per_ip: RateLimiter::per_hour(config.otp_per_ip_burst, config.otp_per_ip_per_hour),
+            logins_per_ip: RateLimiter::new(
+                config.logins_per_ip_burst,
+                config.logins_per_ip_per_minute,
+            ),
+            connections_per_user: Slots::new(config.max_connections_per_user),
+            connections_per_ip: Slots::new(config.max_connections_per_ip),
             config,
             store,
             hub,

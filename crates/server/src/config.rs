@@ -25,10 +25,24 @@ pub struct Config {
     pub otp_per_hour: u32,
     /// Wrong codes before a request is burned.
     pub otp_max_attempts: u32,
+    /// Code requests from one IP address, whatever the phones, at once (SMS pumping) ...
+    pub otp_per_ip_burst: u32,
+    /// ... and then this many an hour.
+    pub otp_per_ip_per_hour: u32,
+    /// Login attempts (`otp/validate`) from one IP address at once ...
+    pub logins_per_ip_burst: u32,
+    /// ... and then this many a minute.
+    pub logins_per_ip_per_minute: u32,
+    /// Realtime connections one user holds at once, over all their devices.
+    pub max_connections_per_user: usize,
+    /// Realtime connections from one IP address at once.
+    pub max_connections_per_ip: usize,
     /// Device sessions per user.
     pub max_sessions: usize,
     /// A request nobody answers is cancelled after this.
     pub request_timeout: Duration,
+    /// Requests waiting for one guide at once; past it new ones get `GUIDE_UNAVAILABLE`.
+    pub max_pending_requests_per_guide: usize,
     /// A user stays online this long after the last connection closes.
     pub presence_grace: Duration,
     /// Server pings this often.
@@ -49,6 +63,9 @@ pub struct Config {
     pub max_bad_frames: u32,
     /// How long shutdown waits for in-flight work.
     pub shutdown_grace: Duration,
+    /// A request's headers must all arrive within this, or the connection is closed
+    /// (slowloris). An idle keep-alive connection is closed after it too.
+    pub header_read_timeout: Duration,
     /// ISO 4217 code of wallets (`--currency`).
     pub currency: String,
     /// The platform's share of each charge, in percent (`--commission-percent`).
@@ -241,8 +258,15 @@ impl Config {
             otp_resend_after: Duration::from_secs(30),
             otp_per_hour: 5,
             otp_max_attempts: 5,
+            otp_per_ip_burst: 20,
+            otp_per_ip_per_hour: 30,
+            logins_per_ip_burst: 30,
+            logins_per_ip_per_minute: 10,
+            max_connections_per_user: 32,
+            max_connections_per_ip: 256,
             max_sessions: 20,
             request_timeout: Duration::from_secs(120),
+            max_pending_requests_per_guide: 20,
             presence_grace: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
@@ -253,6 +277,7 @@ impl Config {
             typing_expiry: Duration::from_secs(6),
             max_bad_frames: 20,
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
             currency: "INR".into(),
             commission_percent: 30,
             payment_webhook_secret: None,

@@ -22,6 +22,7 @@ pub mod billing;
 pub mod config;
 pub mod demo;
 pub mod error;
+mod http;
 pub mod media;
 pub mod metrics;
 pub mod push;
@@ -52,19 +53,18 @@ pub async fn launch(
     tracing::info!(%addr, "listening");
     println!("listening on http://{addr}");
     let signal_state = state.clone();
-    // Chat frames are small: without TCP_NODELAY, Nagle and delayed ACKs hold them ~40 ms.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
+    // Not `axum::serve`: it cannot time out a request's headers (see `http`).
+    http::serve(
+        listener,
+        router,
+        state.config.header_read_timeout,
+        async move {
             shutdown.await;
             tracing::info!("shutting down");
             signal_state.begin_shutdown();
-        })
-        .await?;
+        },
+    )
+    .await;
     state.finish_shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -74,6 +74,10 @@ struct ServeArgs {
     /// warned, and ended two minutes later (charged up to its last activity).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1440))]
     idle_minutes: u64,
+    /// Lift the per-IP limits (login codes, logins, realtime connections). Behind a reverse
+    /// proxy every request comes from the proxy's address, so those limits would be global.
+    #[arg(long)]
+    no_per_ip_limits: bool,
     #[command(flatten)]
     sms: SmsArgs,
     #[command(flatten)]
@@ -360,6 +364,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config.commission_percent = args.commission_percent;
     config.billing_minute = Duration::from_millis(args.billing_minute_ms);
     config.idle_after = Duration::from_secs(args.idle_minutes * 60);
+    if args.no_per_ip_limits {
+        config.otp_per_ip_burst = u32::MAX / 2;
+        config.otp_per_ip_per_hour = u32::MAX / 2;
+        config.logins_per_ip_burst = u32::MAX / 2;
+        config.logins_per_ip_per_minute = u32::MAX / 2;
+        config.max_connections_per_ip = usize::MAX / 2;
+    }
     config.payment_webhook_secret = args.payment_webhook_secret.filter(|s| !s.trim().is_empty());
     tara_server::launch(config, listener, shutdown_signal()).await
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/auth/*`: OTP login, refresh, profile, device sessions, logout.
 
-use super::{Json, Path};
+use super::{Json, Path, PeerIp};
 use crate::app::AppState;
 use crate::auth::otp::{allowance, full_phone, new_code, phone_lock};
 use crate::auth::tokens::{new_refresh_token, refresh_hash, Claims};
@@ -15,8 +15,16 @@ use tara_protocol::{ErrorCode, SessionId, Timestamp};
 
 pub async fn generate(
     State(app): State<AppState>,
+    PeerIp(ip): PeerIp,
     Json(req): Json<OtpGenerateRequest>,
 ) -> Result<axum::Json<OtpGenerateResponse>> {
+    // Codes cost an SMS each: one address may not ask for many, whatever the phones.
+    app.otp_per_ip.take(&ip).map_err(|wait| {
+        Error::rate_limited(
+            wait,
+            format!("too many login codes asked for from this address; try again in {wait} s"),
+        )
+    })?;
     if req.purpose != "login" {
         return Err(Error::validation("purpose must be \"login\""));
     }
@@ -70,8 +78,15 @@ pub async fn generate(
 
 pub async fn validate(
     State(app): State<AppState>,
+    PeerIp(ip): PeerIp,
     Json(req): Json<OtpValidateRequest>,
 ) -> Result<axum::Json<AuthTokens>> {
+    app.logins_per_ip.take(&ip).map_err(|wait| {
+        Error::rate_limited(
+            wait,
+            format!("too many login attempts from this address; try again in {wait} s"),
+        )
+    })?;
     let phone = full_phone(&req.area_code, &req.phone_number).map_err(Error::validation)?;
     let code = req.otp_code.trim();
     let now = Timestamp::now().millis();

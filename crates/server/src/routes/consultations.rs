@@ -56,6 +56,24 @@ pub async fn create(
         }
         None => None,
     };
+    // Count and create under one lock per guide, so a storm of requests cannot all pass the
+    // count before any is stored.
+    let held = guide_lock(guide.user.id.0).await;
+    let waiting = app
+        .store
+        .active_consultations(guide.user.id)
+        .await?
+        .iter()
+        .filter(|c| c.status == ConsultationStatus::Requested && c.guide_id == guide.user.id)
+        .count();
+    let cap = app.config.max_pending_requests_per_guide;
+    if waiting >= cap {
+        return Err(Error::new(
+            ErrorCode::GuideUnavailable,
+            format!("this guide has {cap} requests waiting already; try again in a little while"),
+        )
+        .with_details(serde_json::json!({ "pending_requests": waiting })));
+    }
     let id = ConsultationId(uuid::Uuid::now_v7().to_string());
     let c = app
         .store
@@ -69,6 +87,7 @@ pub async fn create(
             now_ms: Timestamp::now().millis(),
         })
         .await?;
+    drop(held);
     app.announce(ConsultationEvent::Requested, &c);
     app.push_request(&c);
     app.schedule_timeout(id, app.config.request_timeout);
@@ -253,6 +272,15 @@ async fn current(
         .find(|c| keep(c))
         .map(axum::Json)
         .ok_or_else(|| Error::new(ErrorCode::ConsultationNotFound, "no active consultation"))
+}
+
+/// Serializes request creation per guide. Guides share 64 stripes.
+async fn guide_lock(guide: i64) -> tokio::sync::MutexGuard<'static, ()> {
+    static STRIPES: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let stripes = STRIPES.get_or_init(|| (0..64).map(|_| tokio::sync::Mutex::new(())).collect());
+    stripes[guide.rem_euclid(stripes.len() as i64) as usize]
+        .lock()
+        .await
 }
 
 pub async fn requests(

@@ -205,6 +205,26 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
+/// The address of the peer the request came from (the TCP peer: behind a reverse proxy, the
+/// proxy). Unspecified when the router was served without connect info.
+pub struct PeerIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(peer_ip(parts)))
+    }
+}
+
+/// The peer's IP address from a request's parts.
+pub fn peer_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |c| c.0.ip())
+}
+
 /// Page size: `default` when absent, never above `max`, never 0.
 pub fn page_size(limit: Option<u32>, default: usize, max: usize) -> usize {
     limit.map_or(default, |l| (l as usize).clamp(1, max))

@@ -61,6 +61,7 @@ impl TestServer {
         if pg::enabled() {
             config.database_url = Some(pg::url_for(dir));
         }
+        lift_per_ip_limits(&mut config);
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -268,6 +269,16 @@ impl TestServer {
         assert_eq!(joined["consultation"]["status"], "in_progress");
         id
     }
+}
+
+/// Every test talks from 127.0.0.1, so the per-address limits are lifted unless a test sets them
+/// (tests/abuse.rs does).
+pub fn lift_per_ip_limits(config: &mut Config) {
+    config.otp_per_ip_burst = u32::MAX / 2;
+    config.otp_per_ip_per_hour = u32::MAX / 2;
+    config.logins_per_ip_burst = u32::MAX / 2;
+    config.logins_per_ip_per_minute = u32::MAX / 2;
+    config.max_connections_per_ip = usize::MAX / 2;
 }
 
 impl Drop for TestServer {
