@@ -129,3 +129,26 @@ pub fn tauri_driver() -> Result<()> {
     }
     Ok(())
 }
+
+/// `cargo fuzz` (libFuzzer targets in fuzz/), installed by `cargo install` when missing.
+pub fn cargo_fuzz() -> Result<()> {
+    let have = super::cargo()
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if have {
+        return Ok(());
+    }
+    println!("installing cargo-fuzz…");
+    let status = super::cargo()
+        .args(["install", "cargo-fuzz", "--locked"])
+        .status()
+        .context("running cargo install")?;
+    if !status.success() {
+        bail!("cargo install cargo-fuzz failed ({status})");
+    }
+    Ok(())
+}

@@ -7,19 +7,26 @@
 //!   every test of the workspace (the app's end-to-end tests under Xvfb included).
 //! - `load`: a quick local load run of the server (see `bench/`).
 //! - `screenshots`: reruns the app's end-to-end test and saves its pictures in docs/screenshots.
+//! - `fuzz`: each libFuzzer target in fuzz/ for a bounded time (see `fuzz.rs`).
+//! - `bench`: benchmarks beside their peers, tables in BENCHMARKS.md (see `bench.rs`).
 
+mod bench;
 mod deps;
+mod fuzz;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots>
+const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots | fuzz [--seconds N] [TARGET…] | bench [NAME…] [--quick]>
   run          build, start the server (--dev --demo) on 127.0.0.1:7700, open a customer and a guide window
   test         fmt check, clippy -D warnings, every test (installs what is missing)
   load         a local load run: messages persisted per second, ack latency
-  screenshots  rerun the app's end-to-end test, saving its screenshots to docs/screenshots";
+  screenshots  rerun the app's end-to-end test, saving its screenshots to docs/screenshots
+  fuzz         run each fuzz target (client_frame, image_header, compress, rest_bodies, hub_frames,
+               server_frames) for N seconds (default 60) from its seeds in fuzz/corpus
+  bench        benchmarks beside their peers (built: images), results in bench/results and BENCHMARKS.md";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -37,6 +44,8 @@ fn real_main() -> Result<()> {
         "test" => test(),
         "load" => load(&rest),
         "screenshots" => screenshots(),
+        "fuzz" => fuzz::fuzz(&rest),
+        "bench" => bench::bench(&rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

@@ -149,6 +149,26 @@ async fn a_served_data_dir_lets_the_added_guide_log_in_and_shows_demo_guides_onl
     assert_eq!(server.terminate().await.code(), Some(0));
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A realtime connection with the access token of a login's `tokens`.
+async fn realtime(server: &Server, tokens: &Value) -> Socket {
+    let mut req = format!("ws://{}/api/v1/realtime", server.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", tokens["access_token"].as_str().expect("token"))
+            .parse()
+            .expect("header"),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
+    ws
+}
+
 #[tokio::test]
 async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -159,18 +179,7 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     )
     .await;
     let (tokens, _) = server.login("9876543210", "customer").await;
-    let mut req = format!("ws://{}/api/v1/realtime", server.addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", tokens["access_token"].as_str().expect("token"))
-            .parse()
-            .expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket");
+    let mut ws = realtime(&server, &tokens).await;
     let hello = ws.next().await.expect("a frame").expect("ok");
     assert!(hello.to_text().expect("text").contains("\"hello\""));
 
@@ -332,18 +341,7 @@ async fn the_node_id_names_the_server_in_health_metrics_hello_and_logs() {
     );
 
     let (tokens, _) = server.login("9876543210", "customer").await;
-    let mut req = format!("ws://{}/api/v1/realtime", server.addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", tokens["access_token"].as_str().expect("token"))
-            .parse()
-            .expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket");
+    let mut ws = realtime(&server, &tokens).await;
     let hello: Value = serde_json::from_str(
         ws.next()
             .await
