@@ -128,7 +128,8 @@ fn main() -> Result<()> {
 }
 
 /// Queues `n` texts with tara-core while disconnected, then reconnects and times the flush
-/// (one message in flight at a time, each waiting for its ack, as the engine sends).
+/// (pipelined, as the engine sends: up to its window in flight on one connection), and checks
+/// that all `n` were stored once each, in the order written.
 async fn outbox(n: usize) -> Result<()> {
     use tara_core::{Client, ClientConfig, ConnectionState};
     use tara_protocol::auth::UserType;
@@ -193,13 +194,35 @@ async fn outbox(n: usize) -> Result<()> {
     }
     let history = guide.history(&id, None, 1).await?;
     let head = history.last().and_then(|m| m.seq).unwrap_or(0);
+    // The sender's device holds each with the seq the server gave it: their order by seq must
+    // be the order written, once each.
+    let mut own: Vec<(i64, String)> = customer
+        .history(&id, None, n + 100)
+        .await?
+        .into_iter()
+        .filter(|m| m.content.starts_with("queued offline "))
+        .map(|m| (m.seq.unwrap_or(0), m.content))
+        .collect();
+    own.sort();
+    let in_order = own.len() == n
+        && own
+            .iter()
+            .enumerate()
+            .all(|(i, (_, text))| *text == format!("queued offline {i}"))
+        && own.windows(2).all(|w| w[1].0 == w[0].0 + 1);
+    if !in_order {
+        bail!(
+            "the outbox did not arrive once each in order: {} stored",
+            own.len()
+        );
+    }
     println!(
         "{}",
         json!({
             "mode": "outbox", "messages": n,
             "queue_seconds": queued_in.as_secs_f64(), "queued_per_second": (n as f64 / queued_in.as_secs_f64()).round(),
             "flush_seconds": flushed_in.as_secs_f64(), "flushed_per_second": (n as f64 / flushed_in.as_secs_f64()).round(),
-            "server_head_seq": head,
+            "server_head_seq": head, "in_order": in_order,
         })
     );
     eprintln!(
@@ -368,6 +391,7 @@ async fn store_pass(
                     kind: MessageKind::Text,
                     content: format!("{i} {text}"),
                     media_id: None,
+                    chain: None,
                 };
                 store
                     .append_message(new, now(), Box::new(|| Ok(())))

@@ -16,7 +16,9 @@ use crate::realtime::hub::{ConnId, Hub, HubConfig};
 use crate::state::Action;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Actor, Admission, Appended, GuideRow, Mark, NewMessage, Store, Tariff, User};
+use crate::store::{
+    Actor, Admission, Appended, GuideRow, Mark, NewMessage, SendChain, Store, Tariff, User,
+};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Deref;
@@ -276,6 +278,26 @@ impl AppState {
         content: String,
         media_id: Option<MediaId>,
     ) -> Result<Appended> {
+        self.queue_send(user, cid, client_msg_id, kind, content, media_id, None)
+            .await?
+            .await
+    }
+
+    /// Checks a send and queues it for the writer, returning once it is queued: the future
+    /// returned gives the answer after the commit. Sends queued one after another on `chain`
+    /// are stored in that order or refused (see [`SendChain`]); a realtime connection keeps
+    /// many in flight this way.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn queue_send(
+        &self,
+        user: &AuthUser,
+        cid: &ConsultationId,
+        client_msg_id: ClientMsgId,
+        kind: MessageKind,
+        content: String,
+        media_id: Option<MediaId>,
+        chain: Option<Arc<SendChain>>,
+    ) -> Result<impl std::future::Future<Output = Result<Appended>> + Send + 'static> {
         let cmid = client_msg_id.as_str();
         if cmid.trim().is_empty() || cmid.len() > 100 {
             return Err(Error::validation(
@@ -311,7 +333,11 @@ impl AppState {
         // something already stored is never refused for speed, and a refused send costs nothing.
         let limiter = self.limiter.clone();
         let key = (user.user_id, cid.clone());
+        let link = chain.clone();
         let admit: Admission = Box::new(move || {
+            if let Some(refused) = link.as_ref().and_then(|c| c.broken()) {
+                return Err(refused);
+            }
             limiter.take(&key).map_err(|wait| {
                 Error::rate_limited(wait, "you are sending messages too fast; wait a moment")
             })
@@ -323,15 +349,19 @@ impl AppState {
             kind,
             content,
             media_id,
+            chain,
         };
-        let appended = self
+        let pending = self
             .store
-            .append_message(new, Timestamp::now().millis(), admit)
+            .queue_message(new, Timestamp::now().millis(), admit)
             .await?;
-        if appended.duplicate {
-            METRICS.messages_duplicate.fetch_add(1, Relaxed);
-        }
-        Ok(appended)
+        Ok(async move {
+            let appended = pending.wait().await?;
+            if appended.duplicate {
+                METRICS.messages_duplicate.fetch_add(1, Relaxed);
+            }
+            Ok(appended)
+        })
     }
 
     /// Moves a delivered or read mark and tells whoever follows the consultation.

@@ -422,6 +422,126 @@ async fn the_eleventh_quick_send_is_rate_limited() {
     );
 }
 
+/// Reads frames until every one of `ids` is answered (`ack`, or `error` with its `ref`);
+/// the answers in the order they came.
+async fn answers(ws: &mut Ws, ids: &[String]) -> Vec<Value> {
+    let mut got = Vec::new();
+    while got.len() < ids.len() {
+        let f = ws
+            .next_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("only {} of {} sends answered", got.len(), ids.len()));
+        let of = match f["type"].as_str() {
+            Some("ack") => f["client_msg_id"].as_str(),
+            Some("error") => f["ref"].as_str(),
+            _ => None,
+        };
+        if of.is_some_and(|c| ids.iter().any(|i| i == c)) {
+            got.push(f);
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_refused_pipelined_send_holds_back_every_later_one_until_it_is_sent_again() {
+    // Three at once, then one a second.
+    let server = TestServer::start_with(|c| {
+        c.message_burst = 3;
+        c.messages_per_minute = 60;
+    })
+    .await;
+    let (customer, mut customer_ws, _guide, mut guide_ws, id, head) = chatting(&server).await;
+
+    // Six sends written at once, none waiting for an answer: the first three are stored, the
+    // fourth meets the rate limit, and the two after it are refused with it.
+    let ids = send_burst(&mut customer_ws, &id, "piped", 6).await;
+    let first = answers(&mut customer_ws, &ids).await;
+    let order: Vec<&str> = first
+        .iter()
+        .map(|f| {
+            f["client_msg_id"]
+                .as_str()
+                .or(f["ref"].as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    let expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(order, expected, "answered in the order sent");
+    let kinds: Vec<(&str, &str)> = first
+        .iter()
+        .map(|f| {
+            (
+                f["type"].as_str().unwrap_or_default(),
+                f["code"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("ack", ""),
+            ("ack", ""),
+            ("ack", ""),
+            ("error", "RATE_LIMITED"),
+            ("error", "RATE_LIMITED"),
+            ("error", "RATE_LIMITED"),
+        ],
+        "{first:?}"
+    );
+    assert!(
+        first[5]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("earlier message")),
+        "a send held back says why: {}",
+        first[5]
+    );
+
+    // Once the bucket has refilled, the sixth alone is still refused: the fourth comes first.
+    tokio::time::sleep(Duration::from_millis(3_300)).await;
+    let early = customer_ws.send_text(&id, &ids[5], "piped-5").await;
+    assert_eq!(
+        (early["type"].as_str(), early["code"].as_str()),
+        (Some("error"), Some("RATE_LIMITED")),
+        "the sixth may not overtake the fourth: {early}"
+    );
+    // The fourth sent again opens the way; the fifth and sixth follow it.
+    let again = send_burst_of(&mut customer_ws, &id, &ids[3..], 3).await;
+    let retried = answers(&mut customer_ws, &again).await;
+    assert!(
+        retried.iter().all(|f| f["type"] == "ack"),
+        "all three stored now: {retried:?}"
+    );
+
+    // The other party saw the six once each, in the order they were written, without a gap.
+    let (got, _) = read_messages(&mut guide_ws, 6).await;
+    let texts: Vec<&str> = got.iter().filter_map(|m| m["content"].as_str()).collect();
+    assert_eq!(
+        texts,
+        ["piped-0", "piped-1", "piped-2", "piped-3", "piped-4", "piped-5"]
+    );
+    let seqs: Vec<i64> = got.iter().filter_map(|m| m["seq"].as_i64()).collect();
+    assert_eq!(seqs, (head + 1..=head + 6).collect::<Vec<_>>());
+    let stored = user_messages(&server, &customer, &id).await;
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|m| m["sender_id"] == customer.id)
+            .count(),
+        6,
+        "each stored once"
+    );
+}
+
+/// Sends `ids` (texts numbered from `from`) without waiting for answers.
+async fn send_burst_of(ws: &mut Ws, id: &str, ids: &[String], from: usize) -> Vec<String> {
+    for (i, c) in ids.iter().enumerate() {
+        ws.send(json!({"type": "send", "client_msg_id": c, "consultation_id": id, "kind": "text", "content": format!("piped-{}", from + i)}))
+            .await;
+    }
+    ids.to_vec()
+}
+
 #[tokio::test]
 async fn sending_before_accept_or_after_complete_fails_with_invalid_state() {
     let server = TestServer::start().await;

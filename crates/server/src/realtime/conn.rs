@@ -1,6 +1,13 @@
 //! One realtime connection: a reader loop that handles client frames and a writer task that
 //! owns the socket's sending half, fed by one bounded queue.
 //!
+//! Sends are pipelined: the reader checks each `send` and queues it for the store's writer
+//! without waiting for the commit, keeping up to [`MAX_PIPELINE`] in flight, and answers them
+//! (`ack` or `error`) in the order they came. Queued in order, they are stored in order; and a
+//! refusal that may pass (a rate limit, a failed commit) breaks the connection's [`SendChain`],
+//! so every send after it is refused too until the refused one is sent again. A later message
+//! never overtakes an earlier one.
+//!
 //! The writer keeps, per subscribed consultation, the highest seq it has sent. A live message
 //! at or below it is a duplicate and skipped; one above the next expected seq means something
 //! was missed, and the gap is read from storage first. So each connection sees every message
@@ -11,9 +18,9 @@ use crate::app::AppState;
 use crate::auth::extract::{authenticate, AuthUser};
 use crate::error::Error;
 use crate::metrics::METRICS;
-use crate::store::{HistoryRange, Mark};
+use crate::store::{Appended, HistoryRange, Mark, SendChain};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -28,6 +35,21 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 const REPLAY_PAGE: usize = 100;
+/// Sends one connection keeps in flight; past it the reader waits for answers. Each send
+/// answered puts two frames in the connection's outgoing queue (its `message` and its `ack`),
+/// so a connection may also keep only a quarter of that queue's length in flight.
+pub const MAX_PIPELINE: usize = 256;
+/// A broken chain of sends whose refused message is never sent again starts anew after this.
+const CHAIN_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// A send in flight: its id, when it came, the chain it was queued on, and its answer.
+type SendAnswer = (
+    ClientMsgId,
+    Instant,
+    Arc<SendChain>,
+    Result<Appended, Error>,
+);
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = SendAnswer> + Send>>;
 
 /// Whether a read failed because the peer sent a frame over the size limit.
 fn too_big(e: &axum::Error) -> bool {
@@ -67,6 +89,9 @@ pub async fn serve(socket: WebSocket, state: AppState, user: AuthUser) {
         tx,
         kill: kill.clone(),
         bad_frames: VecDeque::new(),
+        sends: FuturesOrdered::new(),
+        chain: SendChain::new(),
+        waiting_for: None,
     };
     let end = conn.read_loop(stream, &mut writer, &kill).await;
     state.hub.unregister(id);
@@ -103,6 +128,12 @@ struct Connection {
     tx: mpsc::Sender<Outgoing>,
     kill: Arc<Notify>,
     bad_frames: VecDeque<Instant>,
+    /// Sends queued and not yet answered, in the order they came.
+    sends: FuturesOrdered<InFlight>,
+    /// The chain new sends are queued on.
+    chain: Arc<SendChain>,
+    /// The send that broke the chain, and when its refusal was answered.
+    waiting_for: Option<(ClientMsgId, Instant)>,
 }
 
 impl Connection {
@@ -120,9 +151,16 @@ impl Connection {
         let mut expiry = Box::pin(tokio::time::sleep_until(token_deadline(
             self.user.expires_at,
         )));
+        let pipeline = (cfg.outgoing_queue / 4).clamp(1, MAX_PIPELINE);
         loop {
+            let room = self.sends.len() < pipeline;
             tokio::select! {
-                frame = stream.next() => {
+                Some(answer) = self.sends.next(), if !self.sends.is_empty() => {
+                    if let Some(end) = self.answer(answer) {
+                        return end;
+                    }
+                }
+                frame = stream.next(), if room => {
                     let frame = match frame {
                         Some(Ok(frame)) => frame,
                         Some(Err(e)) if too_big(&e) => {
@@ -164,7 +202,12 @@ impl Connection {
                     METRICS.slow_consumers.fetch_add(1, Relaxed);
                     return End::Close(CLOSE_SLOW_CONSUMER, "too slow to read what was sent");
                 }
-                _ = AppState::going_away(&mut shutdown) => return End::Close(CLOSE_GOING_AWAY, "the server is going away"),
+                _ = AppState::going_away(&mut shutdown) => {
+                    // What is in flight is answered before the goodbye.
+                    let flush = async { while let Some(a) = self.sends.next().await { self.answer(a); } };
+                    let _ = tokio::time::timeout(cfg.shutdown_grace, flush).await;
+                    return End::Close(CLOSE_GOING_AWAY, "the server is going away");
+                }
                 _ = &mut *writer => return End::WriterDone,
             }
         }
@@ -227,25 +270,113 @@ impl Connection {
                 return self.bad_frame(ErrorCode::ValidationFailed, &bad.message, bad.reference);
             }
         };
-        let reference = match &frame {
-            ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
-            _ => None,
-        };
+        if let ClientFrame::Send {
+            client_msg_id,
+            consultation_id,
+            kind,
+            content,
+            media_id,
+        } = frame
+        {
+            self.queue_send(client_msg_id, consultation_id, kind, content, media_id)
+                .await;
+            return None;
+        }
         match self.handle(frame, expiry).await {
             Ok(()) => None,
+            Err(e) => self.refused(&e, None),
+        }
+    }
+
+    /// Answers a refused frame; refusals that name what the caller may not touch, or a frame
+    /// it got wrong, count as bad frames.
+    fn refused(&mut self, e: &Error, reference: Option<ClientMsgId>) -> Option<End> {
+        self.error(e, reference);
+        if matches!(
+            e.code,
+            ErrorCode::Forbidden | ErrorCode::ConsultationNotFound | ErrorCode::ValidationFailed
+        ) {
+            self.count_bad_frame()
+        } else {
+            None
+        }
+    }
+
+    /// Checks a send and queues it for the store without waiting for the commit; its answer
+    /// goes out, in order, from [`Self::answer`].
+    async fn queue_send(
+        &mut self,
+        client_msg_id: ClientMsgId,
+        consultation_id: ConsultationId,
+        kind: tara_protocol::messages::MessageKind,
+        content: String,
+        media_id: Option<tara_protocol::MediaId>,
+    ) {
+        let started = Instant::now();
+        // The refused message sent again starts a new chain; so does a long wait for it.
+        if let Some((refused, since)) = &self.waiting_for {
+            if *refused == client_msg_id || since.elapsed() > CHAIN_RESET_AFTER {
+                self.chain = SendChain::new();
+                self.waiting_for = None;
+            }
+        }
+        let chain = self.chain.clone();
+        let queued = self
+            .state
+            .queue_send(
+                &self.user,
+                &consultation_id,
+                client_msg_id.clone(),
+                kind,
+                content,
+                media_id,
+                Some(chain.clone()),
+            )
+            .await;
+        let fut: InFlight = match queued {
+            Ok(answer) => Box::pin(async move { (client_msg_id, started, chain, answer.await) }),
             Err(e) => {
-                if matches!(
-                    e.code,
-                    ErrorCode::Forbidden
-                        | ErrorCode::ConsultationNotFound
-                        | ErrorCode::ValidationFailed
-                ) {
-                    self.error(&e, reference);
-                    self.count_bad_frame()
-                } else {
-                    self.error(&e, reference);
-                    None
+                chain.break_with(&e);
+                Box::pin(std::future::ready((client_msg_id, started, chain, Err(e))))
+            }
+        };
+        self.sends.push_back(fut);
+    }
+
+    /// Sends the answer to one send: `ack`, or `error` with its `ref`.
+    fn answer(&mut self, (cmid, started, chain, answer): SendAnswer) -> Option<End> {
+        match answer {
+            Ok(appended) => {
+                let m = appended.message;
+                let queued = self.send(&ServerFrame::Ack {
+                    client_msg_id: m.client_msg_id,
+                    consultation_id: m.consultation_id,
+                    seq: m.seq,
+                    message_id: m.message_id,
+                    sent_at: m.sent_at,
+                });
+                METRICS.send_latency.observe(started.elapsed());
+                if !queued {
+                    // An ack that cannot be queued is not dropped silently: the connection goes,
+                    // and the client sends again (stored once) when it is back.
+                    METRICS.slow_consumers.fetch_add(1, Relaxed);
+                    return Some(End::Close(
+                        CLOSE_SLOW_CONSUMER,
+                        "too slow to read what was sent",
+                    ));
                 }
+                None
+            }
+            Err(e) => {
+                // The first refusal of the current chain is the one to wait for.
+                if self.waiting_for.is_none()
+                    && matches!(e.code, ErrorCode::RateLimited | ErrorCode::Internal)
+                    && Arc::ptr_eq(&chain, &self.chain)
+                    && chain.broken().is_some()
+                {
+                    self.waiting_for = Some((cmid.clone(), Instant::now()));
+                }
+                self.refused(&e, Some(cmid))
             }
         }
     }
@@ -277,33 +408,8 @@ impl Connection {
                 state.hub.unsubscribe(self.id, &consultation_id);
                 let _ = self.tx.try_send(Outgoing::Unsubscribe { consultation_id });
             }
-            ClientFrame::Send {
-                client_msg_id,
-                consultation_id,
-                kind,
-                content,
-                media_id,
-            } => {
-                let started = Instant::now();
-                let appended = state
-                    .send_message(
-                        &self.user,
-                        &consultation_id,
-                        client_msg_id,
-                        kind,
-                        content,
-                        media_id,
-                    )
-                    .await?;
-                let m = appended.message;
-                self.send(&ServerFrame::Ack {
-                    client_msg_id: m.client_msg_id,
-                    consultation_id: m.consultation_id,
-                    seq: m.seq,
-                    message_id: m.message_id,
-                    sent_at: m.sent_at,
-                });
-                METRICS.send_latency.observe(started.elapsed());
+            ClientFrame::Send { .. } => {
+                return Err(Error::internal("a send reached the frame handler"));
             }
             ClientFrame::Typing {
                 consultation_id,

@@ -13,7 +13,7 @@ pub mod sqlite;
 
 pub use money::*;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::Action;
 use async_trait::async_trait;
 use tara_protocol::auth::{DeviceInfo, ProfilePatch, UserType};
@@ -220,6 +220,8 @@ pub struct NewMessage {
     pub content: String,
     /// The image.
     pub media_id: Option<MediaId>,
+    /// The connection's chain of pipelined sends, if it came over one.
+    pub chain: Option<std::sync::Arc<SendChain>>,
 }
 
 /// A stored message and whether it was stored before.
@@ -247,6 +249,108 @@ pub struct Committed {
 /// A last check run inside the write, after duplicates are answered and the consultation's
 /// state is checked, just before a new message is stored (the message rate limit).
 pub type Admission = Box<dyn FnOnce() -> Result<()> + Send>;
+
+/// The sends of one connection that are queued together without waiting for each other's
+/// answers. Once one of them is refused for a reason that may pass (a rate limit, a failed
+/// commit), the chain breaks: every later send of it is refused too, so a later message can
+/// never be stored before an earlier one. The connection starts a new chain when the refused
+/// message is sent again.
+#[derive(Debug, Default)]
+pub struct SendChain {
+    /// The code and wait of the refusal that broke it.
+    broken: std::sync::Mutex<Option<(tara_protocol::ErrorCode, Option<u64>)>>,
+}
+
+impl SendChain {
+    /// A new, unbroken chain.
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::default())
+    }
+
+    /// The error to give a later send while the chain is broken; None while it holds.
+    pub fn broken(&self) -> Option<Error> {
+        let (code, retry_after) = (*self.broken.lock().ok()?)?;
+        Some(Error {
+            code,
+            message: "an earlier message of this connection was refused; send it again first"
+                .into(),
+            details: retry_after.map(|s| serde_json::json!({ "retry_after": s })),
+            retry_after,
+        })
+    }
+
+    /// Breaks the chain when `answer` is a refusal that may pass (the first one is kept).
+    pub fn note<T>(&self, answer: &Result<T>) {
+        if let Err(e) = answer {
+            self.break_with(e);
+        }
+    }
+
+    /// Breaks the chain when `e` may pass (a rate limit, a failed write); other refusals
+    /// (a text too long, a closed consultation) are final and leave it whole.
+    pub fn break_with(&self, e: &Error) {
+        if matches!(
+            e.code,
+            tara_protocol::ErrorCode::RateLimited | tara_protocol::ErrorCode::Internal
+        ) {
+            if let Ok(mut b) = self.broken.lock() {
+                b.get_or_insert((e.code, e.retry_after));
+            }
+        }
+    }
+}
+
+/// A job's hold on its chain while the writer has it: settled with the job's answer, or, if
+/// the job is dropped unanswered (the writer could not begin a transaction, or has stopped),
+/// breaking the chain so nothing queued after it is stored first.
+pub struct ChainLink(Option<std::sync::Arc<SendChain>>);
+
+impl ChainLink {
+    /// Holds `chain` (nothing to hold for a send that came alone).
+    pub fn new(chain: Option<std::sync::Arc<SendChain>>) -> Self {
+        Self(chain)
+    }
+
+    /// Notes a decision or an answer without letting go.
+    pub fn note<T>(&self, answer: &Result<T>) {
+        if let Some(chain) = &self.0 {
+            chain.note(answer);
+        }
+    }
+
+    /// The final answer: noted, and the hold let go.
+    pub fn settle<T>(mut self, answer: &Result<T>) {
+        if let Some(chain) = self.0.take() {
+            chain.note(answer);
+        }
+    }
+}
+
+impl Drop for ChainLink {
+    fn drop(&mut self) {
+        if let Some(chain) = self.0.take() {
+            chain.break_with(&Error::internal("the database writer dropped a message"));
+        }
+    }
+}
+
+/// A message queued for the writer; [`PendingAppend::wait`] gives the answer after the commit.
+/// Messages queued one after another are decided in that order.
+pub struct PendingAppend(tokio::sync::oneshot::Receiver<Result<Appended>>);
+
+impl PendingAppend {
+    /// Wraps the writer's answer channel.
+    pub fn new(rx: tokio::sync::oneshot::Receiver<Result<Appended>>) -> Self {
+        Self(rx)
+    }
+
+    /// The answer: stored (or stored before), or refused.
+    pub async fn wait(self) -> Result<Appended> {
+        self.0
+            .await
+            .map_err(|_| Error::internal("the database writer dropped a job"))?
+    }
+}
 
 /// Receives committed messages, in commit (and so `seq`) order.
 pub trait CommitListener: Send + Sync + 'static {
@@ -504,7 +608,18 @@ pub trait Store: Send + Sync + 'static {
         new: NewMessage,
         now_ms: i64,
         admit: Admission,
-    ) -> Result<Appended>;
+    ) -> Result<Appended> {
+        self.queue_message(new, now_ms, admit).await?.wait().await
+    }
+    /// [`Store::append_message`] without waiting for the answer: returns once the message is
+    /// queued for the writer. When the group it is committed in fails, `new.chain` is broken
+    /// before anything queued after it is decided.
+    async fn queue_message(
+        &self,
+        new: NewMessage,
+        now_ms: i64,
+        admit: Admission,
+    ) -> Result<PendingAppend>;
     /// A page of history, ascending, and whether more lie beyond it.
     async fn messages(
         &self,

@@ -124,8 +124,8 @@ pub(super) async fn append_run(
     let mut jobs = Vec::with_capacity(run.len());
     let mut replies = Vec::with_capacity(run.len());
     for j in run {
+        replies.push((j.reply, j.new.chain.clone()));
         jobs.push((j.new, j.now_ms, Some(j.admit)));
-        replies.push(j.reply);
     }
     let mut broke = false;
     let outcome = match c.batch_execute("SAVEPOINT run").await {
@@ -155,16 +155,20 @@ pub(super) async fn append_run(
     match outcome {
         Err(e) => {
             let cause = e.to_string();
-            for reply in replies {
-                let cause = cause.clone();
+            for (reply, chain) in replies {
+                let answer = Err(Error::internal(cause.clone()));
+                // Broken now: a later run of this group must not store what came after these.
+                if let Some(chain) = &chain {
+                    chain.note(&answer);
+                }
                 finishers.push(Box::new(move |_| {
-                    let _ = reply.send(Err(Error::internal(cause)));
+                    let _ = reply.send(answer);
                 }));
             }
         }
         Ok((outcomes, stored)) => {
             committed.extend(stored.iter().cloned());
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            for ((reply, chain), outcome) in replies.into_iter().zip(outcomes) {
                 let answer = match outcome {
                     Outcome::Answer(a) => *a,
                     Outcome::New(i) => Ok(Appended {
@@ -181,6 +185,9 @@ pub(super) async fn append_run(
                         Ok(_) if !ok => Err(Error::internal("the database could not commit")),
                         other => other,
                     };
+                    if let Some(chain) = chain {
+                        chain.note(&answer);
+                    }
                     let _ = reply.send(answer);
                 }));
             }
@@ -310,6 +317,9 @@ async fn store_run(c: &Conn, jobs: &mut [Job]) -> Result<(Vec<Outcome>, Vec<Comm
         }
         if let Some(admit) = admit.take() {
             if let Err(e) = admit() {
+                if let Some(chain) = &new.chain {
+                    chain.break_with(&e);
+                }
                 outcomes.push(refuse(e));
                 continue;
             }

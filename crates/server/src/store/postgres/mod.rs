@@ -24,7 +24,9 @@ mod store_impl;
 mod wallet;
 
 use crate::error::{Error, Result};
-use crate::store::{Admission, Appended, CommitListener, Committed, NewMessage, Tariff};
+use crate::store::{
+    Admission, Appended, CommitListener, Committed, NewMessage, PendingAppend, Tariff,
+};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
 use std::pin::Pin;
@@ -174,7 +176,12 @@ impl PostgresStore {
     }
 
     /// Queues a message for the writer; the answer comes after the commit.
-    async fn append(&self, new: NewMessage, now_ms: i64, admit: Admission) -> Result<Appended> {
+    async fn append(
+        &self,
+        new: NewMessage,
+        now_ms: i64,
+        admit: Admission,
+    ) -> Result<PendingAppend> {
         let (reply, rx) = oneshot::channel();
         self.submit(Job::Append(AppendJob {
             new,
@@ -183,8 +190,7 @@ impl PostgresStore {
             reply,
         }))
         .await?;
-        rx.await
-            .map_err(|_| Error::internal("the database writer dropped a job"))?
+        Ok(PendingAppend::new(rx))
     }
 
     async fn submit(&self, job: Job) -> Result<()> {
@@ -275,7 +281,7 @@ async fn write_loop(
             Err(e) => {
                 tracing::error!(error = %e, "no database connection for the writer");
                 // Dropping the jobs tells every caller it failed.
-                batch.clear();
+                batch.drain(..).for_each(abandon);
                 continue;
             }
         };
@@ -284,13 +290,27 @@ async fn write_loop(
     tracing::debug!("postgres writer stopped");
 }
 
+/// Drops a job that cannot run; its caller learns it failed, and a message breaks its chain
+/// before anything queued after it runs.
+fn abandon(job: Job) {
+    if let Job::Append(a) = &job {
+        if let Some(chain) = &a.new.chain {
+            chain.break_with(&Error::new(
+                tara_protocol::ErrorCode::Internal,
+                "the database is not answering",
+            ));
+        }
+    }
+    drop(job);
+}
+
 /// Runs one group of jobs in one transaction (or more, when a job broke one).
 async fn run_group(conn: &Conn, jobs: std::vec::Drain<'_, Job>, listener: &dyn CommitListener) {
     let mut jobs = jobs.peekable();
     while jobs.peek().is_some() {
         if let Err(e) = conn.batch_execute("BEGIN").await {
             tracing::error!(error = %e, "could not begin a write transaction");
-            jobs.by_ref().for_each(drop);
+            jobs.by_ref().for_each(abandon);
             return;
         }
         let mut committed = Vec::new();

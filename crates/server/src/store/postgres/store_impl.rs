@@ -405,13 +405,12 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn append_message(
+    async fn queue_message(
         &self,
         new: NewMessage,
         now_ms: i64,
         admit: Admission,
-    ) -> Result<Appended> {
-        // Hot path: `append` checks everything before its first write, so no savepoint.
+    ) -> Result<PendingAppend> {
         // Hot path: appends queued together are stored together (see `messages::append_run`).
         self.append(new, now_ms, admit).await
     }

@@ -20,7 +20,7 @@ mod store_impl;
 mod wallet;
 
 use crate::error::{Error, Result};
-use crate::store::{CommitListener, Committed, Tariff};
+use crate::store::{ChainLink, CommitListener, Committed, SendChain, Tariff};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,26 +123,48 @@ impl SqliteStore {
     /// Runs `f` straight in the writer's transaction, without a savepoint (which copies every
     /// page it touches, a cost paid per job). `f` must refuse before it writes; if it fails
     /// after writing anyway, the whole group is rolled back rather than committed half-done.
+    /// Returns once the job is queued; the answer comes after the commit, and breaks `chain`
+    /// (before any later job runs) when it is a refusal that may pass.
+    async fn queue_direct<T, F>(
+        &self,
+        f: F,
+        chain: Option<Arc<SendChain>>,
+    ) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Committed>) -> Result<T> + Send + 'static,
+    {
+        self.enqueue(
+            move |conn, committed| {
+                let before = conn.total_changes();
+                let mut mine = Vec::new();
+                match f(conn, &mut mine) {
+                    Ok(v) => {
+                        committed.append(&mut mine);
+                        (Ok(v), false)
+                    }
+                    Err(e) => {
+                        let broke = conn.total_changes() != before;
+                        (Err(e), broke)
+                    }
+                }
+            },
+            chain,
+        )
+        .await
+    }
+
+    /// [`Self::queue_direct`], waiting for the answer.
+    #[cfg(test)]
     async fn write_direct<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Vec<Committed>) -> Result<T> + Send + 'static,
     {
-        self.submit(move |conn, committed| {
-            let before = conn.total_changes();
-            let mut mine = Vec::new();
-            match f(conn, &mut mine) {
-                Ok(v) => {
-                    committed.append(&mut mine);
-                    (Ok(v), false)
-                }
-                Err(e) => {
-                    let broke = conn.total_changes() != before;
-                    (Err(e), broke)
-                }
-            }
-        })
-        .await
+        self.queue_direct(f, None)
+            .await?
+            .await
+            .map_err(|_| Error::internal("the database writer dropped a job"))?
     }
 
     /// Queues a job for the writer and waits for its answer, which comes after the commit.
@@ -151,15 +173,37 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Vec<Committed>) -> (Result<T>, bool) + Send + 'static,
     {
+        self.enqueue(run, None)
+            .await?
+            .await
+            .map_err(|_| Error::internal("the database writer dropped a job"))?
+    }
+
+    /// Queues a job for the writer; the receiver gets its answer after the commit.
+    async fn enqueue<T, F>(
+        &self,
+        run: F,
+        chain: Option<Arc<SendChain>>,
+    ) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Vec<Committed>) -> (Result<T>, bool) + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T>>();
+        // Dropped unrun (the writer could not begin, or has stopped), it breaks the chain.
+        let link = ChainLink::new(chain);
         let job: Job = Box::new(move |conn, committed| {
             let (outcome, broke) = run(conn, committed);
+            // A refusal breaks the chain now, before the next job of this group is decided.
+            link.note(&outcome);
             let finish: Finisher = Box::new(move |commit_ok| {
                 let answer = match outcome {
                     Ok(v) if commit_ok => Ok(v),
                     Ok(_) => Err(Error::internal("the database could not commit")),
                     Err(e) => Err(e),
                 };
+                // A group that did not commit breaks it before the next group runs.
+                link.settle(&answer);
                 // The caller may have gone away (client disconnected); nothing to do then.
                 let _ = tx.send(answer);
             });
@@ -172,8 +216,7 @@ impl SqliteStore {
         jobs.send(job)
             .await
             .map_err(|_| Error::internal("the database writer has stopped"))?;
-        rx.await
-            .map_err(|_| Error::internal("the database writer dropped a job"))?
+        Ok(rx)
     }
 
     /// Runs `f` on a read connection, off the async executor.

@@ -300,15 +300,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn append_message(
+    async fn queue_message(
         &self,
         new: NewMessage,
         now_ms: i64,
         admit: Admission,
-    ) -> Result<Appended> {
+    ) -> Result<PendingAppend> {
         // Hot path: `append` checks everything before its first write, so no savepoint.
-        self.write_direct(move |c, committed| messages::append(c, &new, now_ms, admit, committed))
-            .await
+        let chain = new.chain.clone();
+        let rx = self
+            .queue_direct(
+                move |c, committed| messages::append(c, &new, now_ms, admit, committed),
+                chain,
+            )
+            .await?;
+        Ok(PendingAppend::new(rx))
     }
 
     async fn messages(
