@@ -196,6 +196,14 @@ pub fn consultation(c: &Connection, id: &str) -> Result<Option<Consultation>> {
     Ok(body.and_then(|b| serde_json::from_str(&b).ok()))
 }
 
+/// Whether the device knows the consultation.
+pub fn has_consultation(c: &Connection, id: &str) -> Result<bool> {
+    Ok(
+        c.prepare_cached("SELECT 1 FROM consultations WHERE consultation_id = ?1")?
+            .exists([id])?,
+    )
+}
+
 /// Consultations to follow on (re)connect, with the highest contiguous seq held: the active
 /// ones and any with queued messages.
 pub fn to_follow(c: &Connection) -> Result<Vec<(ConsultationId, i64)>> {
@@ -328,22 +336,20 @@ fn message(r: &Row<'_>) -> rusqlite::Result<LocalMessage> {
 }
 
 fn load_message(c: &Connection, id: &str, sender: i64, cmid: &str) -> Result<LocalMessage> {
-    c.query_row(
-        &format!("{MESSAGE_SELECT} WHERE m.consultation_id = ?1 AND m.sender_id = ?2 AND m.client_msg_id = ?3"),
-        params![id, sender, cmid],
-        message,
-    )
+    c.prepare_cached(&format!(
+        "{MESSAGE_SELECT} WHERE m.consultation_id = ?1 AND m.sender_id = ?2 AND m.client_msg_id = ?3"
+    ))?
+    .query_row(params![id, sender, cmid], message)
     .optional()?
     .ok_or_else(|| Error::storage("message vanished"))
 }
 
 /// Finds one of our messages by its idempotency id.
 pub fn own_message(c: &Connection, me: UserId, cmid: &str) -> Result<Option<LocalMessage>> {
-    Ok(c.query_row(
-        &format!("{MESSAGE_SELECT} WHERE m.sender_id = ?1 AND m.client_msg_id = ?2"),
-        params![me.0, cmid],
-        message,
-    )
+    Ok(c.prepare_cached(&format!(
+        "{MESSAGE_SELECT} WHERE m.sender_id = ?1 AND m.client_msg_id = ?2"
+    ))?
+    .query_row(params![me.0, cmid], message)
     .optional()?)
 }
 
@@ -380,20 +386,20 @@ pub fn queue(
 ) -> Result<LocalMessage> {
     let now = Timestamp::now().millis();
     let tx = c.transaction()?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO messages (consultation_id, sender_id, client_msg_id, sender_type, kind, content, local_path, created_at, status)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'sending')",
-        params![id.as_str(), me.0, cmid, sender_type.as_str(), kind.as_str(), content, upload_path, now],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![id.as_str(), me.0, cmid, sender_type.as_str(), kind.as_str(), content, upload_path, now])?;
+    tx.prepare_cached(
         "INSERT INTO outbox (client_msg_id, consultation_id, kind, content, upload_path, state, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6)",
-        params![cmid, id.as_str(), kind.as_str(), content, upload_path, now],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![cmid, id.as_str(), kind.as_str(), content, upload_path, now])?;
+    tx.prepare_cached(
         "UPDATE consultations SET activity_at = MAX(activity_at, ?1) WHERE consultation_id = ?2",
-        params![now, id.as_str()],
-    )?;
+    )?
+    .execute(params![now, id.as_str()])?;
     let m = load_message(&tx, id.as_str(), me.0, cmid)?;
     tx.commit()?;
     Ok(m)
@@ -431,6 +437,17 @@ pub fn next_queued(c: &Connection) -> Result<Option<OutboxItem>> {
     .optional()?)
 }
 
+/// Up to `limit` queued items after outbox position `after`, in order.
+pub fn queued_after(c: &Connection, after: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {OUTBOX_COLS} FROM outbox WHERE state = 'queued' AND position > ?1 ORDER BY position LIMIT ?2"
+    ))?;
+    let rows = st
+        .query_map(params![after, limit as i64], outbox_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 /// Every item, queued and failed, in order.
 pub fn outbox(c: &Connection) -> Result<Vec<OutboxItem>> {
     let mut st = c.prepare(&format!(
@@ -444,19 +461,23 @@ pub fn outbox(c: &Connection) -> Result<Vec<OutboxItem>> {
 
 /// How many wait to be sent.
 pub fn queued_count(c: &Connection) -> Result<i64> {
-    Ok(c.query_row(
-        "SELECT COUNT(*) FROM outbox WHERE state = 'queued'",
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(
+        c.prepare_cached("SELECT COUNT(*) FROM outbox WHERE state = 'queued'")?
+            .query_row([], |r| r.get(0))?,
+    )
 }
 
-/// Counts a send attempt.
-pub fn count_attempt(c: &Connection, cmid: &str) -> Result<()> {
-    c.execute(
-        "UPDATE outbox SET attempts = attempts + 1 WHERE client_msg_id = ?1",
-        [cmid],
-    )?;
+/// Counts a send attempt of each, in one transaction.
+pub fn count_attempts(c: &mut Connection, cmids: &[String]) -> Result<()> {
+    let tx = c.transaction()?;
+    {
+        let mut st = tx
+            .prepare_cached("UPDATE outbox SET attempts = attempts + 1 WHERE client_msg_id = ?1")?;
+        for cmid in cmids {
+            st.execute([cmid])?;
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -480,13 +501,21 @@ pub fn set_uploaded(c: &mut Connection, me: UserId, cmid: &str, media: &MediaInf
 /// seq. Idempotent.
 pub fn acked(c: &mut Connection, me: UserId, stored: &Message) -> Result<LocalMessage> {
     let tx = c.transaction()?;
+    let m = acked_in(&tx, me, stored)?;
+    advance_contiguous(&tx, stored.consultation_id.as_str())?;
+    tx.commit()?;
+    Ok(m)
+}
+
+/// [`acked`] inside the caller's transaction, leaving the contiguous seq to the caller.
+fn acked_in(tx: &Connection, me: UserId, stored: &Message) -> Result<LocalMessage> {
     let media = stored
         .media
         .as_ref()
         .map(serde_json::to_string)
         .transpose()?;
     let updated = mark_acked(
-        &tx,
+        tx,
         me,
         stored.client_msg_id.as_str(),
         stored.seq,
@@ -495,17 +524,58 @@ pub fn acked(c: &mut Connection, me: UserId, stored: &Message) -> Result<LocalMe
         media.as_deref(),
     )?;
     if !updated {
-        insert_remote(&tx, stored, MessageStatus::Sent)?;
+        insert_remote(tx, stored, MessageStatus::Sent)?;
     }
-    advance_contiguous(&tx, stored.consultation_id.as_str())?;
-    let m = load_message(
-        &tx,
+    load_message(
+        tx,
         stored.consultation_id.as_str(),
         me.0,
         stored.client_msg_id.as_str(),
-    )?;
+    )
+}
+
+/// One `ack` frame's contents.
+#[derive(Debug, Clone)]
+pub struct AckRow {
+    /// Ours.
+    pub client_msg_id: String,
+    /// Its seq.
+    pub seq: i64,
+    /// The server's id.
+    pub message_id: String,
+    /// When the server stored it, ms.
+    pub sent_at: i64,
+}
+
+/// Many acks in one transaction; the messages this device holds, in order.
+pub fn ack_many(c: &mut Connection, me: UserId, acks: &[AckRow]) -> Result<Vec<LocalMessage>> {
+    let tx = c.transaction()?;
+    let mut out = Vec::with_capacity(acks.len());
+    let mut touched: Vec<String> = Vec::new();
+    for a in acks {
+        if !mark_acked(
+            &tx,
+            me,
+            &a.client_msg_id,
+            a.seq,
+            &a.message_id,
+            a.sent_at,
+            None,
+        )? {
+            continue;
+        }
+        if let Some(m) = own_message(&tx, me, &a.client_msg_id)? {
+            if !touched.contains(&m.consultation_id.0) {
+                touched.push(m.consultation_id.0.clone());
+            }
+            out.push(m);
+        }
+    }
+    for id in &touched {
+        advance_contiguous(&tx, id)?;
+    }
     tx.commit()?;
-    Ok(m)
+    Ok(out)
 }
 
 /// The server acked one of ours (an `ack` frame or a REST answer). None if this device does
@@ -539,13 +609,15 @@ fn mark_acked(
     sent_at: i64,
     media: Option<&str>,
 ) -> Result<bool> {
-    c.execute("DELETE FROM outbox WHERE client_msg_id = ?1", [cmid])?;
-    let n = c.execute(
-        "UPDATE messages SET seq = ?1, message_id = ?2, sent_at = ?3, status = 'sent', error = NULL,
-             media = COALESCE(?4, media)
-         WHERE sender_id = ?5 AND client_msg_id = ?6",
-        params![seq, message_id, sent_at, media, me.0, cmid],
-    )?;
+    c.prepare_cached("DELETE FROM outbox WHERE client_msg_id = ?1")?
+        .execute([cmid])?;
+    let n = c
+        .prepare_cached(
+            "UPDATE messages SET seq = ?1, message_id = ?2, sent_at = ?3, status = 'sent', error = NULL,
+                 media = COALESCE(?4, media)
+             WHERE sender_id = ?5 AND client_msg_id = ?6",
+        )?
+        .execute(params![seq, message_id, sent_at, media, me.0, cmid])?;
     Ok(n > 0)
 }
 
@@ -643,36 +715,65 @@ pub enum Stored {
 
 /// Stores a message from the server (history, replay, live).
 pub fn store_remote(c: &mut Connection, me: UserId, m: &Message) -> Result<Stored> {
-    let known: Option<Option<i64>> = c
-        .query_row(
+    let tx = c.transaction()?;
+    let stored = store_remote_in(&tx, me, m)?;
+    if stored != Stored::Known {
+        advance_contiguous(&tx, m.consultation_id.as_str())?;
+    }
+    tx.commit()?;
+    Ok(stored)
+}
+
+/// Many server messages in one transaction, each as [`store_remote`] would.
+pub fn store_remote_many(c: &mut Connection, me: UserId, ms: &[Message]) -> Result<Vec<Stored>> {
+    let tx = c.transaction()?;
+    let mut out = Vec::with_capacity(ms.len());
+    let mut touched: Vec<&str> = Vec::new();
+    for m in ms {
+        let stored = store_remote_in(&tx, me, m)?;
+        if stored != Stored::Known && !touched.contains(&m.consultation_id.as_str()) {
+            touched.push(m.consultation_id.as_str());
+        }
+        out.push(stored);
+    }
+    for id in touched {
+        advance_contiguous(&tx, id)?;
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// [`store_remote`] inside the caller's transaction, leaving the contiguous seq to the caller.
+fn store_remote_in(tx: &Connection, me: UserId, m: &Message) -> Result<Stored> {
+    let known: Option<Option<i64>> = tx
+        .prepare_cached(
             "SELECT seq FROM messages WHERE consultation_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
+        )?
+        .query_row(
             params![m.consultation_id.as_str(), m.sender_id.0, m.client_msg_id.as_str()],
             |r| r.get(0),
         )
         .optional()?;
     match known {
         Some(Some(_)) => Ok(Stored::Known),
-        Some(None) if m.sender_id == me => Ok(Stored::Acked(acked(c, me, m)?)),
+        Some(None) if m.sender_id == me => Ok(Stored::Acked(acked_in(tx, me, m)?)),
         _ => {
-            let tx = c.transaction()?;
             let status = if m.sender_id == me {
                 MessageStatus::Sent
             } else {
                 MessageStatus::Received
             };
-            insert_remote(&tx, m, status)?;
-            tx.execute(
+            insert_remote(tx, m, status)?;
+            tx.prepare_cached(
                 "UPDATE consultations SET activity_at = MAX(activity_at, ?1) WHERE consultation_id = ?2",
-                params![m.sent_at.millis(), m.consultation_id.as_str()],
-            )?;
-            advance_contiguous(&tx, m.consultation_id.as_str())?;
+            )?
+            .execute(params![m.sent_at.millis(), m.consultation_id.as_str()])?;
             let local = load_message(
-                &tx,
+                tx,
                 m.consultation_id.as_str(),
                 m.sender_id.0,
                 m.client_msg_id.as_str(),
             )?;
-            tx.commit()?;
             Ok(Stored::Added(local))
         }
     }

@@ -1,6 +1,16 @@
 //! The realtime actor: one task that holds the connection, resumes consultations by seq, drains
 //! the outbox in order, and turns server frames into events.
 //!
+//! The outbox drains pipelined: up to [`WINDOW`] sends are in flight on one connection, sent in
+//! outbox order, and the server stores them in the order they arrive. When one is refused for a
+//! reason that may pass (a rate limit, a server failure), the server refuses every later one
+//! of the connection too until it is sent again; the actor stops sending, waits for the answers
+//! to what it had sent, and after a pause starts again from the first unacked message with a
+//! window of one that doubles with each ack. So a later message never overtakes an earlier one,
+//! each is stored once (the client_msg_id), and one refused for good is marked failed.
+//! Frames that arrive together are handled together: their messages and acks are written to the
+//! device's database in one transaction, and receipts and the outbox count go out once.
+//!
 //! Reconnects use exponential backoff with full jitter (0.5 s doubling up to 30 s). A link with
 //! no frame for 30 s is taken for dead (the client pings every 10 s). Where the WebSocket cannot
 //! be opened at all (a proxy refusing upgrades) the actor falls back to long polls and REST sends,
@@ -10,9 +20,9 @@ use crate::client::Inner;
 use crate::db::{self, OutboxItem, Stored};
 use crate::error::{codes, Error, Result};
 use crate::events::{ConnectionState, Event, LocalMessage, NoticeKind};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tara_protocol::auth::UserType;
@@ -53,6 +63,10 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 const DEAD_AFTER: Duration = Duration::from_secs(30);
 const ACK_WAIT: Duration = Duration::from_secs(20);
 const RETRY_WS_EVERY: Duration = Duration::from_secs(30);
+/// Sends in flight at most on one connection.
+pub const WINDOW: usize = 256;
+/// Frames read and handled together at most.
+const BURST: usize = 512;
 
 /// Exponential backoff with full jitter.
 pub struct Backoff {
@@ -265,13 +279,27 @@ struct InFlight {
 struct Session {
     me: Arc<Inner>,
     user: UserId,
-    in_flight: Option<InFlight>,
+    /// Sent and not answered, in outbox order.
+    in_flight: VecDeque<InFlight>,
+    /// Outbox position of the last item sent on this connection.
+    sent_through: i64,
+    /// Sends in flight allowed now: 1 after a refusal, doubling with each ack up to [`WINDOW`].
+    window: usize,
+    /// A refusal that may pass was seen: nothing more is sent until every send in flight is
+    /// answered and `retry_at` has passed.
+    halted: bool,
     uploading: Option<String>,
     retry_at: Option<Instant>,
     delivered: HashMap<ConsultationId, i64>,
     following: HashSet<ConsultationId>,
     uploads_tx: mpsc::UnboundedSender<(String, Result<MediaInfo>)>,
     uploads_rx: mpsc::UnboundedReceiver<(String, Result<MediaInfo>)>,
+    /// Consultations whose `delivered` receipt may have moved, sent after a burst.
+    to_deliver: HashSet<ConsultationId>,
+    /// The outbox changed: its count is told after the burst.
+    outbox_changed: bool,
+    /// Room opened in the window: fill it after the burst.
+    want_drain: bool,
 }
 
 impl Session {
@@ -281,13 +309,19 @@ impl Session {
         Self {
             me,
             user,
-            in_flight: None,
+            in_flight: VecDeque::new(),
+            sent_through: 0,
+            window: WINDOW,
+            halted: false,
             uploading: None,
             retry_at: None,
             delivered: HashMap::new(),
             following: HashSet::new(),
             uploads_tx,
             uploads_rx,
+            to_deliver: HashSet::new(),
+            outbox_changed: false,
+            want_drain: false,
         }
     }
 
@@ -382,33 +416,52 @@ impl Session {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 frame = ws.next() => {
-                    let Some(Ok(frame)) = frame else { return Ended::Lost };
+                    let Some(Ok(first)) = frame else { return Ended::Lost };
                     last_heard = Instant::now();
-                    match frame {
-                        WsMessage::Text(t) => {
-                            let parsed: std::result::Result<ServerFrame, _> = serde_json::from_str(t.as_str());
-                            match parsed {
-                                Ok(f) => {
-                                    if !self.on_frame(&mut ws, f).await {
-                                        return Ended::Lost;
-                                    }
-                                }
+                    // Whatever else has already arrived is handled with it.
+                    let mut burst = vec![first];
+                    let mut lost = false;
+                    while burst.len() < BURST {
+                        match ws.next().now_or_never() {
+                            Some(Some(Ok(f))) => burst.push(f),
+                            Some(_) => {
+                                lost = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    let mut frames = Vec::with_capacity(burst.len());
+                    let mut closed = None;
+                    for frame in burst {
+                        match frame {
+                            WsMessage::Text(t) => match serde_json::from_str::<ServerFrame>(t.as_str()) {
+                                Ok(f) => frames.push(f),
                                 Err(e) => tracing::debug!(error = %e, "a frame this version does not know"),
+                            },
+                            WsMessage::Close(frame) => {
+                                closed = Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+                                break;
                             }
+                            _ => {}
                         }
-                        WsMessage::Close(frame) => {
-                            let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                            if code == CLOSE_AUTH_ENDED {
-                                // The session may simply need a fresh token; if it was revoked, refresh says so.
-                                if let Err(e) = self.me.api.refresh(None).await {
-                                    if e.code == codes::SIGNED_OUT {
-                                        return Ended::SignedOut;
-                                    }
+                    }
+                    if !self.on_frames(&mut ws, frames).await || !self.after_burst(&mut ws).await {
+                        return Ended::Lost;
+                    }
+                    if let Some(code) = closed {
+                        if code == CLOSE_AUTH_ENDED {
+                            // The session may simply need a fresh token; if it was revoked, refresh says so.
+                            if let Err(e) = self.me.api.refresh(None).await {
+                                if e.code == codes::SIGNED_OUT {
+                                    return Ended::SignedOut;
                                 }
                             }
-                            return Ended::Lost;
                         }
-                        _ => {}
+                        return Ended::Lost;
+                    }
+                    if lost {
+                        return Ended::Lost;
                     }
                 }
                 cmd = cmds.recv() => match cmd {
@@ -445,7 +498,7 @@ impl Session {
                         tracing::info!("no frame for 30 s; reconnecting");
                         return Ended::Lost;
                     }
-                    if self.in_flight.as_ref().is_some_and(|f| f.since.elapsed() > ACK_WAIT) {
+                    if self.in_flight.front().is_some_and(|f| f.since.elapsed() > ACK_WAIT) {
                         tracing::info!("no ack in time; reconnecting to resend");
                         return Ended::Lost;
                     }
@@ -474,46 +527,68 @@ impl Session {
         }
     }
 
-    /// Sends the next queued item if none is in flight. False if the socket failed.
+    /// Fills the window with the next queued items, in outbox order, stopping before an image
+    /// still to upload (its upload starts). False if the socket failed.
     async fn drain(&mut self, ws: &mut Socket) -> bool {
-        if self.in_flight.is_some() || self.uploading.is_some() || self.retry_at.is_some() {
+        self.want_drain = false;
+        if self.halted || self.retry_at.is_some() {
             return true;
         }
-        let next = match self.me.db.call(|c| db::next_queued(c)).await {
+        let room = self.window.saturating_sub(self.in_flight.len());
+        if room == 0 {
+            return true;
+        }
+        let after = self.sent_through;
+        let next = match self
+            .me
+            .db
+            .call(move |c| db::queued_after(c, after, room))
+            .await
+        {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
                 return true;
             }
         };
-        let Some(item) = next else { return true };
-        if item.kind == MessageKind::Image && item.media.is_none() {
-            self.uploading = Some(item.client_msg_id.clone());
-            let me = self.me.clone();
-            let tx = self.uploads_tx.clone();
-            tokio::spawn(async move {
-                let result = upload(&me, &item).await;
-                let _ = tx.send((item.client_msg_id.clone(), result));
+        let mut sent = Vec::with_capacity(next.len());
+        let mut ok = true;
+        for item in next {
+            if item.kind == MessageKind::Image && item.media.is_none() {
+                if self.uploading.is_none() {
+                    self.uploading = Some(item.client_msg_id.clone());
+                    let me = self.me.clone();
+                    let tx = self.uploads_tx.clone();
+                    tokio::spawn(async move {
+                        let result = upload(&me, &item).await;
+                        let _ = tx.send((item.client_msg_id.clone(), result));
+                    });
+                }
+                break;
+            }
+            if !self.follow(ws, item.consultation_id.clone()).await {
+                ok = false;
+                break;
+            }
+            let text = match serde_json::to_string(&send_frame(&item)) {
+                Ok(t) => t,
+                Err(_) => continue,
+            };
+            if ws.feed(WsMessage::Text(text.into())).await.is_err() {
+                ok = false;
+                break;
+            }
+            self.sent_through = item.position;
+            self.in_flight.push_back(InFlight {
+                cmid: item.client_msg_id.clone(),
+                since: Instant::now(),
             });
-            return true;
+            sent.push(item.client_msg_id);
         }
-        if !self.follow(ws, item.consultation_id.clone()).await {
-            return false;
+        if !sent.is_empty() {
+            let _ = self.me.db.call(move |c| db::count_attempts(c, &sent)).await;
         }
-        let cmid = item.client_msg_id.clone();
-        let _ = self
-            .me
-            .db
-            .call({
-                let cmid = cmid.clone();
-                move |c| db::count_attempt(c, &cmid)
-            })
-            .await;
-        self.in_flight = Some(InFlight {
-            cmid,
-            since: Instant::now(),
-        });
-        Self::send(ws, &send_frame(&item)).await
+        ok && ws.flush().await.is_ok()
     }
 
     async fn on_uploaded(&mut self, cmid: &str, result: Result<MediaInfo>) {
@@ -541,12 +616,118 @@ impl Session {
         refuse(&self.me, self.user, cmid, reason).await;
     }
 
+    /// Takes an answered send out of the window; false if it was not in flight.
     fn settle(&mut self, cmid: &str) -> bool {
-        if self.in_flight.as_ref().is_some_and(|f| f.cmid == cmid) {
-            self.in_flight = None;
-            return true;
+        let Some(at) = self.in_flight.iter().position(|f| f.cmid == cmid) else {
+            return false;
+        };
+        self.in_flight.remove(at);
+        self.want_drain = true;
+        if self.halted && self.in_flight.is_empty() {
+            // Everything sent before the pause is answered: start again from the first unacked.
+            self.halted = false;
+            self.sent_through = 0;
         }
-        false
+        true
+    }
+
+    /// Handles a burst of server frames in order: runs of messages and of acks are each
+    /// written in one transaction. False if the socket failed.
+    async fn on_frames(&mut self, ws: &mut Socket, frames: Vec<ServerFrame>) -> bool {
+        let mut frames = frames.into_iter().peekable();
+        while let Some(frame) = frames.next() {
+            let ok = match frame {
+                ServerFrame::Message { message } => {
+                    let mut run = vec![message];
+                    while let Some(ServerFrame::Message { .. }) = frames.peek() {
+                        if let Some(ServerFrame::Message { message }) = frames.next() {
+                            run.push(message);
+                        }
+                    }
+                    self.on_messages(run).await
+                }
+                ServerFrame::Ack {
+                    client_msg_id,
+                    seq,
+                    message_id,
+                    sent_at,
+                    ..
+                } => {
+                    let mut run = vec![db::AckRow {
+                        client_msg_id: client_msg_id.0,
+                        seq,
+                        message_id: message_id.0,
+                        sent_at: sent_at.millis(),
+                    }];
+                    while let Some(ServerFrame::Ack { .. }) = frames.peek() {
+                        if let Some(ServerFrame::Ack {
+                            client_msg_id,
+                            seq,
+                            message_id,
+                            sent_at,
+                            ..
+                        }) = frames.next()
+                        {
+                            run.push(db::AckRow {
+                                client_msg_id: client_msg_id.0,
+                                seq,
+                                message_id: message_id.0,
+                                sent_at: sent_at.millis(),
+                            });
+                        }
+                    }
+                    self.on_acks(run).await;
+                    true
+                }
+                other => self.on_frame(ws, other).await,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// What a burst left to do: receipts, the outbox count, refilling the window.
+    async fn after_burst(&mut self, ws: &mut Socket) -> bool {
+        for id in std::mem::take(&mut self.to_deliver) {
+            let seq = self.contiguous(&id).await;
+            if !self.deliver_up_to(ws, id, seq).await {
+                return false;
+            }
+        }
+        if std::mem::take(&mut self.outbox_changed) {
+            self.me.emit_outbox().await;
+        }
+        if self.want_drain {
+            return self.drain(ws).await;
+        }
+        true
+    }
+
+    /// Acks of ours. One whose message frame came first is already settled and stored.
+    async fn on_acks(&mut self, acks: Vec<db::AckRow>) {
+        let open: Vec<db::AckRow> = acks
+            .into_iter()
+            .filter(|a| self.in_flight.iter().any(|f| f.cmid == a.client_msg_id))
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        for a in &open {
+            self.settle(&a.client_msg_id);
+            self.window = (self.window * 2).min(WINDOW);
+        }
+        let user = self.user;
+        match self.me.db.call(move |c| db::ack_many(c, user, &open)).await {
+            Ok(stored) => {
+                for m in stored {
+                    self.me.emit(Event::MessageUpdated { message: m });
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record acks"),
+        }
+        self.outbox_changed = true;
     }
 
     /// Handles one server frame. False if the socket failed.
@@ -560,20 +741,14 @@ impl Session {
                 sent_at,
                 ..
             } => {
-                let (user, cmid) = (self.user, client_msg_id.0.clone());
-                let stored = self
-                    .me
-                    .db
-                    .call(move |c| {
-                        db::ack(c, user, &cmid, seq, message_id.as_str(), sent_at.millis())
-                    })
-                    .await;
-                if let Ok(Some(m)) = stored {
-                    self.me.emit(Event::MessageUpdated { message: m });
-                }
-                self.me.emit_outbox().await;
-                self.settle(client_msg_id.as_str());
-                self.drain(ws).await
+                self.on_acks(vec![db::AckRow {
+                    client_msg_id: client_msg_id.0,
+                    seq,
+                    message_id: message_id.0,
+                    sent_at: sent_at.millis(),
+                }])
+                .await;
+                true
             }
             ServerFrame::Error {
                 code,
@@ -584,17 +759,24 @@ impl Session {
                     tracing::debug!(%code, %message, "the server refused a frame");
                     return true;
                 };
-                if !self.settle(cmid.as_str()) {
+                if !self.in_flight.iter().any(|f| f.cmid == cmid.as_str()) {
                     return true;
                 }
                 if matches!(code, ErrorCode::RateLimited | ErrorCode::Internal) {
-                    self.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                    // It goes again, and so does everything sent after it (which the server
+                    // refuses until then), once the window is answered and the pause is over.
+                    if !self.halted {
+                        self.halted = true;
+                        self.window = 1;
+                        self.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                    }
                 } else {
                     self.refuse(cmid.as_str(), &message).await;
                 }
-                self.drain(ws).await
+                self.settle(cmid.as_str());
+                true
             }
-            ServerFrame::Message { message } => self.on_message(ws, message).await,
+            ServerFrame::Message { message } => self.on_messages(vec![message]).await,
             ServerFrame::Subscribed {
                 consultation_id, ..
             } => {
@@ -623,7 +805,9 @@ impl Session {
                         return false;
                     }
                 }
-                self.deliver_up_to(ws, consultation_id, seq).await
+                let _ = seq;
+                self.to_deliver.insert(consultation_id);
+                true
             }
             ServerFrame::Typing {
                 consultation_id,
@@ -703,35 +887,43 @@ impl Session {
         }
     }
 
-    async fn on_message(&mut self, ws: &mut Socket, message: Message) -> bool {
+    /// Messages from the server, stored in one transaction; receipts go out after the burst.
+    async fn on_messages(&mut self, messages: Vec<Message>) -> bool {
         let user = self.user;
-        let m = message.clone();
+        let ms = messages.clone();
         let stored = self
             .me
             .db
-            .call(move |c| db::store_remote(c, user, &m))
+            .call(move |c| db::store_remote_many(c, user, &ms))
             .await;
         match stored {
-            Ok(Stored::Added(local)) => {
-                if local.sender_id != self.user && local.kind != MessageKind::System {
-                    self.notice_message(&local).await;
+            Ok(stored) => {
+                for s in stored {
+                    match s {
+                        Stored::Added(local) => {
+                            if local.sender_id != self.user && local.kind != MessageKind::System {
+                                self.notice_message(&local).await;
+                            }
+                            self.me.emit(Event::MessageAdded { message: local });
+                        }
+                        Stored::Acked(local) => {
+                            let cmid = local.client_msg_id.clone();
+                            self.me.emit(Event::MessageUpdated { message: local });
+                            self.outbox_changed = true;
+                            if self.settle(&cmid) {
+                                self.window = (self.window * 2).min(WINDOW);
+                            }
+                        }
+                        Stored::Known => {}
+                    }
                 }
-                self.me.emit(Event::MessageAdded { message: local });
             }
-            Ok(Stored::Acked(local)) => {
-                let cmid = local.client_msg_id.clone();
-                self.me.emit(Event::MessageUpdated { message: local });
-                self.me.emit_outbox().await;
-                if self.settle(&cmid) && !self.drain(ws).await {
-                    return false;
-                }
-            }
-            Ok(Stored::Known) => {}
-            Err(e) => tracing::error!(error = %e, "cannot store a message"),
+            Err(e) => tracing::error!(error = %e, "cannot store messages"),
         }
-        let cid = message.consultation_id.clone();
-        let seq = self.contiguous(&cid).await;
-        self.deliver_up_to(ws, cid, seq).await
+        for m in &messages {
+            self.to_deliver.insert(m.consultation_id.clone());
+        }
+        true
     }
 
     /// Tells the server this device holds everything up to `seq`, once per advance.
