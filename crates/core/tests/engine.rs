@@ -863,3 +863,169 @@ async fn guide_presence_asked_for_before_the_link_is_up_still_arrives() {
         })
         .await;
 }
+
+/// What the other side's device holds of `prefix`-texts, in seq order: the texts and seqs.
+async fn held(p: &Party, id: &ConsultationId, prefix: &str) -> (Vec<String>, Vec<i64>) {
+    let history = p.client.history(id, None, 50_000).await.expect("history");
+    let mut mine: Vec<&LocalMessage> = history
+        .iter()
+        .filter(|m| m.content.starts_with(prefix))
+        .collect();
+    mine.sort_by_key(|m| m.seq);
+    (
+        mine.iter().map(|m| m.content.clone()).collect(),
+        mine.iter().map(|m| m.seq.expect("stored")).collect(),
+    )
+}
+
+/// Asserts `got` is `n` texts `prefix{i:05}` in order, on consecutive seqs.
+fn once_each_in_order(got: &[LocalMessage], prefix: &str, n: usize) {
+    let texts: Vec<String> = got.iter().map(|m| m.content.clone()).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+    assert_eq!(texts.len(), n, "as many arrived as were written");
+    if let Some(at) = (0..n).find(|&i| texts[i] != expected[i]) {
+        panic!(
+            "out of order or repeated at {at}: {:?}",
+            &texts[at.saturating_sub(2)..(at + 3).min(n)]
+        );
+    }
+    let seqs: Vec<i64> = got.iter().map(|m| m.seq.expect("seq")).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "one gapless order"
+    );
+}
+
+#[tokio::test]
+async fn ten_thousand_messages_written_offline_go_out_pipelined_once_each_in_order() {
+    let mut server = TestServer::start_with(lifted).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (customer, mut guide, id) = consultation(&server, root.path()).await;
+    let addr = server.addr.to_string();
+    let data = server.stop().await.expect("the server's data dir");
+
+    const N: usize = 10_000;
+    for i in 0..N {
+        customer
+            .client
+            .send_text(&id, &format!("queued {i:05}"))
+            .await
+            .expect("queued while offline");
+    }
+    assert_eq!(customer.client.outbox().await.expect("outbox").len(), N);
+    let _server = TestServer::start_at(data.path(), &addr, lifted).await;
+    let report = customer
+        .client
+        .sync(Duration::from_secs(300))
+        .await
+        .expect("sync");
+    assert_eq!((report.queued, report.failed), (0, 0), "every one acked");
+
+    let got = guide.receive(&id, N).await;
+    once_each_in_order(&got, "queued ", N);
+    let (texts, seqs) = held(&guide, &id, "queued ").await;
+    assert_eq!(texts.len(), N, "the other device holds each once");
+    assert_eq!(seqs, got.iter().filter_map(|m| m.seq).collect::<Vec<_>>());
+    // The sender's own bubbles carry the same seqs, in the order written.
+    let (own, own_seqs) = held(&customer, &id, "queued ").await;
+    assert_eq!((own, own_seqs), (texts, seqs), "the sender's view agrees");
+}
+
+#[tokio::test]
+async fn a_link_cut_in_the_middle_of_a_drain_loses_nothing_and_lets_nothing_overtake() {
+    let server = TestServer::start_with(|c| {
+        c.otp_resend_after = Duration::ZERO;
+        lifted(c);
+    })
+    .await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (_customer, mut guide, id) = consultation(&server, root.path()).await;
+    let proxy = CuttingProxy::start(server.addr).await;
+    let mut phone = Party::login(
+        &format!("http://{}", proxy.addr),
+        &root.path().join("phone"),
+        "9876543210",
+        UserType::Customer,
+    )
+    .await;
+    phone.client.follow(&id);
+    phone.client.disconnect();
+    phone
+        .until(|e| {
+            matches!(
+                e,
+                Event::Connection {
+                    state: ConnectionState::Idle
+                }
+            )
+        })
+        .await;
+
+    const N: usize = 2_000;
+    for i in 0..N {
+        phone
+            .client
+            .send_text(&id, &format!("cut {i:05}"))
+            .await
+            .expect("queued");
+    }
+    // The link drops as the 700th comes back to the phone, with hundreds more in flight.
+    proxy.cut_when("cut 00700");
+    phone.client.connect();
+    let report = phone
+        .client
+        .sync(Duration::from_secs(120))
+        .await
+        .expect("sync");
+    assert_eq!((report.queued, report.failed), (0, 0), "every one acked");
+    assert_eq!(
+        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the link was cut mid-drain"
+    );
+    let got = guide.receive(&id, N).await;
+    once_each_in_order(&got, "cut ", N);
+    let (texts, _) = held(&guide, &id, "cut ").await;
+    assert_eq!(texts.len(), N, "stored once each");
+}
+
+#[tokio::test]
+async fn a_rate_limit_met_in_the_middle_of_a_drain_lets_nothing_overtake() {
+    // Ten at once, then ten a second: a drain of 60 meets the limit again and again.
+    let mut server = TestServer::start_with(|c| {
+        c.message_burst = 10;
+        c.messages_per_minute = 600;
+    })
+    .await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (customer, mut guide, id) = consultation(&server, root.path()).await;
+    let addr = server.addr.to_string();
+    let data = server.stop().await.expect("the server's data dir");
+    const N: usize = 60;
+    for i in 0..N {
+        customer
+            .client
+            .send_text(&id, &format!("paced {i:05}"))
+            .await
+            .expect("queued while offline");
+    }
+    let _server = TestServer::start_at(data.path(), &addr, |c| {
+        c.message_burst = 10;
+        c.messages_per_minute = 600;
+    })
+    .await;
+    let report = customer
+        .client
+        .sync(Duration::from_secs(120))
+        .await
+        .expect("sync");
+    assert_eq!(
+        (report.queued, report.failed),
+        (0, 0),
+        "a rate limit delays, it does not fail a message"
+    );
+    let got = guide.receive(&id, N).await;
+    once_each_in_order(&got, "paced ", N);
+    let (texts, _) = held(&guide, &id, "paced ").await;
+    assert_eq!(texts.len(), N, "stored once each");
+}
