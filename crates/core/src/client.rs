@@ -572,31 +572,22 @@ impl Client {
     ) -> Result<LocalMessage> {
         let me = self.inner.me()?;
         let sender_type = crate::realtime::sender_type(me.user_type);
-        let known = {
-            let cid = id.clone();
-            self.inner
-                .db
-                .call(move |c| db::consultation(c, cid.as_str()))
-                .await?
-                .is_some()
-        };
-        if !known {
-            // First message on this device: learn the consultation from the server.
-            self.consultation(id).await?;
-        }
-        let cid = id.clone();
         let cmid = uuid::Uuid::now_v7().to_string();
-        let m = self
-            .inner
-            .db
-            .call(move |c| {
-                if db::consultation(c, cid.as_str())?.is_none() {
-                    return Err(Error::api(
-                        tara_protocol::ErrorCode::ConsultationNotFound,
-                        "open the consultation first",
-                    ));
+        // One trip to the device's database: the message, its outbox entry and the new count.
+        let attempt = |learned: bool| {
+            let (cid, content, upload, cmid) =
+                (id.clone(), content.clone(), upload.clone(), cmid.clone());
+            self.inner.db.call(move |c| {
+                if !db::has_consultation(c, cid.as_str())? {
+                    if learned {
+                        return Err(Error::api(
+                            tara_protocol::ErrorCode::ConsultationNotFound,
+                            "open the consultation first",
+                        ));
+                    }
+                    return Ok(None);
                 }
-                db::queue(
+                let m = db::queue(
                     c,
                     &cid,
                     me.user_id,
@@ -605,11 +596,25 @@ impl Client {
                     &content,
                     upload.as_deref(),
                     &cmid,
-                )
+                )?;
+                Ok(Some((m, db::queued_count(c)?)))
             })
-            .await?;
+        };
+        let (m, queued) = match attempt(false).await? {
+            Some(done) => done,
+            None => {
+                // First message on this device: learn the consultation from the server.
+                self.consultation(id).await?;
+                attempt(true).await?.ok_or_else(|| {
+                    Error::api(
+                        tara_protocol::ErrorCode::ConsultationNotFound,
+                        "open the consultation first",
+                    )
+                })?
+            }
+        };
         self.inner.emit(Event::MessageAdded { message: m.clone() });
-        self.inner.emit_outbox().await;
+        self.inner.emit(Event::Outbox { queued });
         let _ = self.inner.conn.send(ConnCmd::Kick);
         Ok(m)
     }
