@@ -124,7 +124,7 @@ pub(super) async fn append_run(
     let mut jobs = Vec::with_capacity(run.len());
     let mut replies = Vec::with_capacity(run.len());
     for j in run {
-        replies.push((j.reply, j.new.chain.clone()));
+        replies.push((j.reply, j.link));
         jobs.push((j.new, j.now_ms, Some(j.admit)));
     }
     let mut broke = false;
@@ -155,20 +155,19 @@ pub(super) async fn append_run(
     match outcome {
         Err(e) => {
             let cause = e.to_string();
-            for (reply, chain) in replies {
+            for (reply, link) in replies {
                 let answer = Err(Error::internal(cause.clone()));
                 // Broken now: a later run of this group must not store what came after these.
-                if let Some(chain) = &chain {
-                    chain.note(&answer);
-                }
+                link.note(&answer);
                 finishers.push(Box::new(move |_| {
+                    link.settle(&answer);
                     let _ = reply.send(answer);
                 }));
             }
         }
         Ok((outcomes, stored)) => {
             committed.extend(stored.iter().cloned());
-            for ((reply, chain), outcome) in replies.into_iter().zip(outcomes) {
+            for ((reply, link), outcome) in replies.into_iter().zip(outcomes) {
                 let answer = match outcome {
                     Outcome::Answer(a) => *a,
                     Outcome::New(i) => Ok(Appended {
@@ -185,9 +184,7 @@ pub(super) async fn append_run(
                         Ok(_) if !ok => Err(Error::internal("the database could not commit")),
                         other => other,
                     };
-                    if let Some(chain) = chain {
-                        chain.note(&answer);
-                    }
+                    link.settle(&answer);
                     let _ = reply.send(answer);
                 }));
             }

@@ -25,7 +25,7 @@ mod wallet;
 
 use crate::error::{Error, Result};
 use crate::store::{
-    Admission, Appended, CommitListener, Committed, NewMessage, PendingAppend, Tariff,
+    Admission, Appended, ChainLink, CommitListener, Committed, NewMessage, PendingAppend, Tariff,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::future::Future;
@@ -64,6 +64,8 @@ pub(crate) struct AppendJob {
     pub now_ms: i64,
     pub admit: Admission,
     pub reply: oneshot::Sender<Result<Appended>>,
+    /// Dropped unanswered (no connection, no transaction), it breaks the message's chain.
+    pub link: ChainLink,
 }
 
 enum Job {
@@ -183,7 +185,9 @@ impl PostgresStore {
         admit: Admission,
     ) -> Result<PendingAppend> {
         let (reply, rx) = oneshot::channel();
+        let link = ChainLink::new(new.chain.clone());
         self.submit(Job::Append(AppendJob {
+            link,
             new,
             now_ms,
             admit,
@@ -280,8 +284,8 @@ async fn write_loop(
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "no database connection for the writer");
-                // Dropping the jobs tells every caller it failed.
-                batch.drain(..).for_each(abandon);
+                // Dropping the jobs tells every caller it failed (and breaks their chains).
+                batch.clear();
                 continue;
             }
         };
@@ -290,27 +294,13 @@ async fn write_loop(
     tracing::debug!("postgres writer stopped");
 }
 
-/// Drops a job that cannot run; its caller learns it failed, and a message breaks its chain
-/// before anything queued after it runs.
-fn abandon(job: Job) {
-    if let Job::Append(a) = &job {
-        if let Some(chain) = &a.new.chain {
-            chain.break_with(&Error::new(
-                tara_protocol::ErrorCode::Internal,
-                "the database is not answering",
-            ));
-        }
-    }
-    drop(job);
-}
-
 /// Runs one group of jobs in one transaction (or more, when a job broke one).
 async fn run_group(conn: &Conn, jobs: std::vec::Drain<'_, Job>, listener: &dyn CommitListener) {
     let mut jobs = jobs.peekable();
     while jobs.peek().is_some() {
         if let Err(e) = conn.batch_execute("BEGIN").await {
             tracing::error!(error = %e, "could not begin a write transaction");
-            jobs.by_ref().for_each(abandon);
+            jobs.by_ref().for_each(drop);
             return;
         }
         let mut committed = Vec::new();
