@@ -68,6 +68,25 @@ pub const WINDOW: usize = 256;
 /// Frames read and handled together at most.
 const BURST: usize = 512;
 
+/// An `ack` frame as the device's database records it; None for any other frame.
+fn ack_row(frame: ServerFrame) -> Option<db::AckRow> {
+    match frame {
+        ServerFrame::Ack {
+            client_msg_id,
+            seq,
+            message_id,
+            sent_at,
+            ..
+        } => Some(db::AckRow {
+            client_msg_id: client_msg_id.0,
+            seq,
+            message_id: message_id.0,
+            sent_at: sent_at.millis(),
+        }),
+        _ => None,
+    }
+}
+
 /// Exponential backoff with full jitter.
 pub struct Backoff {
     attempt: u32,
@@ -639,42 +658,20 @@ impl Session {
             let ok = match frame {
                 ServerFrame::Message { message } => {
                     let mut run = vec![message];
-                    while let Some(ServerFrame::Message { .. }) = frames.peek() {
-                        if let Some(ServerFrame::Message { message }) = frames.next() {
-                            run.push(message);
-                        }
+                    while let Some(ServerFrame::Message { message }) =
+                        frames.next_if(|f| matches!(f, ServerFrame::Message { .. }))
+                    {
+                        run.push(message);
                     }
                     self.on_messages(run).await
                 }
-                ServerFrame::Ack {
-                    client_msg_id,
-                    seq,
-                    message_id,
-                    sent_at,
-                    ..
-                } => {
-                    let mut run = vec![db::AckRow {
-                        client_msg_id: client_msg_id.0,
-                        seq,
-                        message_id: message_id.0,
-                        sent_at: sent_at.millis(),
-                    }];
-                    while let Some(ServerFrame::Ack { .. }) = frames.peek() {
-                        if let Some(ServerFrame::Ack {
-                            client_msg_id,
-                            seq,
-                            message_id,
-                            sent_at,
-                            ..
-                        }) = frames.next()
-                        {
-                            run.push(db::AckRow {
-                                client_msg_id: client_msg_id.0,
-                                seq,
-                                message_id: message_id.0,
-                                sent_at: sent_at.millis(),
-                            });
-                        }
+                frame @ ServerFrame::Ack { .. } => {
+                    let mut run: Vec<db::AckRow> = ack_row(frame).into_iter().collect();
+                    while let Some(more) = frames
+                        .next_if(|f| matches!(f, ServerFrame::Ack { .. }))
+                        .and_then(ack_row)
+                    {
+                        run.push(more);
                     }
                     self.on_acks(run).await;
                     true
@@ -734,20 +731,8 @@ impl Session {
     async fn on_frame(&mut self, ws: &mut Socket, frame: ServerFrame) -> bool {
         match frame {
             ServerFrame::Hello { .. } | ServerFrame::Pong => true,
-            ServerFrame::Ack {
-                client_msg_id,
-                seq,
-                message_id,
-                sent_at,
-                ..
-            } => {
-                self.on_acks(vec![db::AckRow {
-                    client_msg_id: client_msg_id.0,
-                    seq,
-                    message_id: message_id.0,
-                    sent_at: sent_at.millis(),
-                }])
-                .await;
+            frame @ ServerFrame::Ack { .. } => {
+                self.on_acks(ack_row(frame).into_iter().collect()).await;
                 true
             }
             ServerFrame::Error {
@@ -781,21 +766,19 @@ impl Session {
                 consultation_id, ..
             } => {
                 let cid = consultation_id.clone();
-                let (seq, read) = self
+                let read = self
                     .me
                     .db
                     .call(move |c| {
-                        let read: i64 = c
-                            .query_row(
-                                "SELECT my_read FROM consultations WHERE consultation_id = ?1",
-                                [cid.as_str()],
-                                |r| r.get(0),
-                            )
-                            .unwrap_or(0);
-                        Ok((db::contiguous_seq(c, cid.as_str())?, read))
+                        Ok(c.query_row(
+                            "SELECT my_read FROM consultations WHERE consultation_id = ?1",
+                            [cid.as_str()],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .unwrap_or(0))
                     })
                     .await
-                    .unwrap_or((0, 0));
+                    .unwrap_or(0);
                 if read > 0 {
                     let f = ClientFrame::Read {
                         consultation_id: consultation_id.clone(),
@@ -805,7 +788,7 @@ impl Session {
                         return false;
                     }
                 }
-                let _ = seq;
+                // The delivered receipt goes out after the burst, from what the device holds.
                 self.to_deliver.insert(consultation_id);
                 true
             }
