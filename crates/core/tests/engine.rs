@@ -896,24 +896,64 @@ fn once_each_in_order(got: &[LocalMessage], prefix: &str, n: usize) {
     );
 }
 
-#[tokio::test]
-async fn ten_thousand_messages_written_offline_go_out_pipelined_once_each_in_order() {
-    let mut server = TestServer::start_with(lifted).await;
+/// Queues the texts `{prefix}{i:05}` for i in 0..n, in order.
+async fn write_numbered(p: &Party, id: &ConsultationId, prefix: &str, n: usize) {
+    for i in 0..n {
+        p.client
+            .send_text(id, &format!("{prefix}{i:05}"))
+            .await
+            .expect("queued");
+    }
+}
+
+/// A consultation whose customer wrote numbered texts while the server was down, with the
+/// server started again on the same data and address.
+struct WrittenWhileDown {
+    customer: Party,
+    guide: Party,
+    id: ConsultationId,
+    _server: TestServer,
+    _data: tempfile::TempDir,
+    _root: tempfile::TempDir,
+}
+
+/// Opens a consultation on a server configured by `tweak`, stops the server, queues `n`
+/// numbered texts on the customer's device, and starts the server again.
+async fn written_while_down(
+    tweak: fn(&mut tara_server::Config),
+    prefix: &str,
+    n: usize,
+) -> WrittenWhileDown {
+    let mut server = TestServer::start_with(tweak).await;
     let root = tempfile::tempdir().expect("tempdir");
-    let (customer, mut guide, id) = consultation(&server, root.path()).await;
+    let (customer, guide, id) = consultation(&server, root.path()).await;
     let addr = server.addr.to_string();
     let data = server.stop().await.expect("the server's data dir");
-
-    const N: usize = 10_000;
-    for i in 0..N {
-        customer
-            .client
-            .send_text(&id, &format!("queued {i:05}"))
-            .await
-            .expect("queued while offline");
+    write_numbered(&customer, &id, prefix, n).await;
+    assert_eq!(customer.client.outbox().await.expect("outbox").len(), n);
+    let server = TestServer::start_at(data.path(), &addr, tweak).await;
+    WrittenWhileDown {
+        customer,
+        guide,
+        id,
+        _server: server,
+        _data: data,
+        _root: root,
     }
-    assert_eq!(customer.client.outbox().await.expect("outbox").len(), N);
-    let _server = TestServer::start_at(data.path(), &addr, lifted).await;
+}
+
+#[tokio::test]
+async fn ten_thousand_messages_written_offline_go_out_pipelined_once_each_in_order() {
+    const N: usize = 10_000;
+    // Named bindings keep the server and its folders alive to the end of the test.
+    let WrittenWhileDown {
+        customer,
+        mut guide,
+        id,
+        _server,
+        _data,
+        _root,
+    } = written_while_down(lifted, "queued ", N).await;
     let report = customer
         .client
         .sync(Duration::from_secs(300))
@@ -962,13 +1002,7 @@ async fn a_link_cut_in_the_middle_of_a_drain_loses_nothing_and_lets_nothing_over
         .await;
 
     const N: usize = 2_000;
-    for i in 0..N {
-        phone
-            .client
-            .send_text(&id, &format!("cut {i:05}"))
-            .await
-            .expect("queued");
-    }
+    write_numbered(&phone, &id, "cut ", N).await;
     // The link drops as the 700th comes back to the phone, with hundreds more in flight.
     proxy.cut_when("cut 00700");
     phone.client.connect();
@@ -992,27 +1026,23 @@ async fn a_link_cut_in_the_middle_of_a_drain_loses_nothing_and_lets_nothing_over
 #[tokio::test]
 async fn a_rate_limit_met_in_the_middle_of_a_drain_lets_nothing_overtake() {
     // Ten at once, then ten a second: a drain of 60 meets the limit again and again.
-    let mut server = TestServer::start_with(|c| {
-        c.message_burst = 10;
-        c.messages_per_minute = 600;
-    })
-    .await;
-    let root = tempfile::tempdir().expect("tempdir");
-    let (customer, mut guide, id) = consultation(&server, root.path()).await;
-    let addr = server.addr.to_string();
-    let data = server.stop().await.expect("the server's data dir");
     const N: usize = 60;
-    for i in 0..N {
-        customer
-            .client
-            .send_text(&id, &format!("paced {i:05}"))
-            .await
-            .expect("queued while offline");
-    }
-    let _server = TestServer::start_at(data.path(), &addr, |c| {
-        c.message_burst = 10;
-        c.messages_per_minute = 600;
-    })
+    // Named bindings keep the server and its folders alive to the end of the test.
+    let WrittenWhileDown {
+        customer,
+        mut guide,
+        id,
+        _server,
+        _data,
+        _root,
+    } = written_while_down(
+        |c| {
+            c.message_burst = 10;
+            c.messages_per_minute = 600;
+        },
+        "paced ",
+        N,
+    )
     .await;
     let report = customer
         .client
