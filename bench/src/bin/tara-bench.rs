@@ -13,6 +13,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+use tara_bench::{machine, today, Rng};
 
 /// Builds the command that compresses IN into OUT.
 type MakeCommand<'a> = dyn Fn(&Path, &Path) -> Command + 'a;
@@ -152,7 +153,7 @@ fn images(args: &[String]) -> Result<()> {
         }
     }
     let report = Report {
-        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        date: today(),
         machine: machine(),
         runs,
         rows,
@@ -242,22 +243,6 @@ fn table(r: &Report) -> String {
     s
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|k| k.trim().to_owned())
-        .unwrap_or_default();
-    format!("{cores} cores, {cpu}, Linux {kernel}")
-}
-
 fn save(px: &[u8], w: u32, h: u32, path: &Path, format: image::ImageFormat) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, px.to_vec()).context("pixels")?;
     match format {
@@ -268,20 +253,6 @@ fn save(px: &[u8], w: u32, h: u32, path: &Path, format: image::ImageFormat) -> R
         _ => img.save_with_format(path, format)?,
     }
     Ok(())
-}
-
-/// A small xorshift, so the inputs are the same in every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// Value noise on a grid of `cell` pixels, smoothly interpolated.
@@ -413,13 +384,13 @@ fn screenshot(w: u32, h: u32) -> Result<Vec<u8>> {
         } else {
             (760, [238, 238, 242], [25, 25, 30])
         };
-        let lines = 1 + (rng.next() % 3) as u32;
-        let size = 22.0 + (rng.next() % 13) as f32;
+        let lines = 1 + (rng.next_u64() % 3) as u32;
+        let size = 22.0 + (rng.next_u64() % 13) as f32;
         let height = lines * (size as u32 + 14) + 30;
         fill(x0, y, x0 + 1400, y + height, bg, &mut px);
         for l in 0..lines {
-            let n = 8 + (rng.next() % 6) as usize;
-            let start = (rng.next() as usize) % words.len();
+            let n = 8 + (rng.next_u64() % 6) as usize;
+            let start = (rng.next_u64() as usize) % words.len();
             let text: Vec<&str> = (0..n).map(|k| words[(start + k) % words.len()]).collect();
             draw(
                 &text.join(" "),
