@@ -27,6 +27,8 @@ pub const TEST: &[&str] = &[
     "webkit2gtk-driver",
     // The server's scenario tests run a second time on a PostgreSQL they start themselves.
     "postgresql",
+    // Two-node tests carry realtime frames through a Redis they start themselves.
+    "redis-server",
 ];
 
 fn installed(pkg: &str) -> bool {

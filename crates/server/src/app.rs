@@ -84,6 +84,8 @@ pub struct App {
     done_tx: Mutex<Option<mpsc::Sender<()>>>,
     done_rx: tokio::sync::Mutex<mpsc::Receiver<()>>,
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The link to the other nodes, when `--redis-url` is set.
+    pub(crate) bus: std::sync::OnceLock<crate::realtime::bus::BusHealth>,
 }
 
 impl AppState {
@@ -170,7 +172,30 @@ impl AppState {
             done_tx: Mutex::new(Some(done_tx)),
             done_rx: tokio::sync::Mutex::new(done_rx),
             background: Mutex::new(Vec::new()),
+            bus: std::sync::OnceLock::new(),
         }));
+        if let Some(url) = &state.config.redis_url {
+            let (health, tasks) = crate::realtime::bus::start(
+                url,
+                state.config.node_id.clone(),
+                state.hub.clone(),
+                state.shutdown_signal(),
+            )?;
+            // Serve once the cluster can hear this node, as storage is opened before serving;
+            // a Redis that does not answer within seconds is retried while the node serves
+            // (and says so on /api/v1/health).
+            let mut connected = health.watch();
+            if tokio::time::timeout(Duration::from_secs(3), connected.wait_for(|e| e.is_none()))
+                .await
+                .is_err()
+            {
+                tracing::warn!(error = ?health.error(), "Redis does not answer yet; serving, and retrying");
+            }
+            let _ = state.bus.set(health);
+            if let Ok(mut bg) = state.background.lock() {
+                bg.extend(tasks);
+            }
+        }
         if state.config.demo {
             crate::demo::seed(&state).await?;
         }

@@ -11,6 +11,9 @@ pub struct Config {
     /// PostgreSQL to store in instead of SQLite in `data_dir` (`postgres://…`); the signing
     /// key and media stay in `data_dir`.
     pub database_url: Option<String>,
+    /// Redis that carries realtime frames between the nodes of a cluster (`redis://…`);
+    /// without it, frames reach this node's connections only.
+    pub redis_url: Option<String>,
     /// Dev mode: `dev_otp` in responses, codes printed on stderr.
     pub dev: bool,
     /// Seed demo guides that are always online.
@@ -251,6 +254,7 @@ impl Config {
         Self {
             data_dir: data_dir.into(),
             database_url: None,
+            redis_url: None,
             dev: false,
             demo: false,
             access_ttl: Duration::from_secs(900),

@@ -56,6 +56,10 @@ struct ServeArgs {
     /// in --data-dir; the signing key and media stay in --data-dir.
     #[arg(long, env = "TARA_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Carry realtime frames between the nodes of a cluster through this Redis
+    /// (redis://host:port); every node of one cluster names the same Redis and database.
+    #[arg(long, env = "TARA_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
     /// Currency of wallets (ISO 4217).
     #[arg(long, default_value = "INR", env = "TARA_CURRENCY")]
     currency: String,
@@ -340,6 +344,7 @@ fn run() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::new(args.data_dir).dev(args.dev).demo(args.demo);
     config.database_url = args.database_url.filter(|u| !u.trim().is_empty());
+    config.redis_url = args.redis_url.filter(|u| !u.trim().is_empty());
     config.sms = args.sms.config()?;
     config.push = args.push.config()?;
     let listener = tokio::net::TcpListener::bind(&args.bind)

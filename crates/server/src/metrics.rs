@@ -86,6 +86,12 @@ pub struct Metrics {
     pub pushes_dropped: AtomicU64,
     /// Pushes replaced by a newer one for the same recipient and consultation.
     pub pushes_collapsed: AtomicU64,
+    /// Publications sent to the other nodes over Redis.
+    pub bus_published: AtomicU64,
+    /// Publications from other nodes applied here.
+    pub bus_received: AtomicU64,
+    /// Publications not sent because Redis was away (repaired from the store).
+    pub bus_dropped: AtomicU64,
 }
 
 /// The process-wide metrics.
@@ -104,6 +110,9 @@ pub static METRICS: Metrics = Metrics {
     pushes_failed: AtomicU64::new(0),
     pushes_dropped: AtomicU64::new(0),
     pushes_collapsed: AtomicU64::new(0),
+    bus_published: AtomicU64::new(0),
+    bus_received: AtomicU64::new(0),
+    bus_dropped: AtomicU64::new(0),
 };
 
 impl Metrics {
@@ -173,6 +182,24 @@ impl Metrics {
             "counter",
             "Connections dropped for reading too slowly.",
             &self.slow_consumers,
+        );
+        counter(
+            "tara_bus_published_total",
+            "counter",
+            "Publications sent to the other nodes over Redis.",
+            &self.bus_published,
+        );
+        counter(
+            "tara_bus_received_total",
+            "counter",
+            "Publications from other nodes applied on this one.",
+            &self.bus_received,
+        );
+        counter(
+            "tara_bus_dropped_total",
+            "counter",
+            "Publications not sent because Redis was away; the store repairs them.",
+            &self.bus_dropped,
         );
         counter(
             "tara_db_commits_total",

@@ -556,6 +556,20 @@ async fn write_loop(
                     .await
                     .is_ok()
             }
+            Outgoing::CatchUp { consultation_id } => match cursors.get(&consultation_id) {
+                // Only what it follows, from what it was last sent.
+                Some(&cursor) => {
+                    replay(
+                        &mut sink,
+                        &state,
+                        &consultation_id,
+                        HistoryRange::After(cursor),
+                        &mut cursors,
+                    )
+                    .await
+                }
+                None => true,
+            },
             Outgoing::Unsubscribe { consultation_id } => {
                 cursors.remove(&consultation_id);
                 true

@@ -7,6 +7,7 @@
 //! later); the hub never buffers for it.
 
 use crate::metrics::METRICS;
+use crate::realtime::bus::{Envelope, Publisher};
 use crate::store::{CommitListener, Committed};
 use axum::extract::ws::Utf8Bytes;
 use std::collections::{HashMap, HashSet};
@@ -40,6 +41,11 @@ pub enum Outgoing {
         consultation_id: ConsultationId,
         /// The client's highest contiguous seq.
         after_seq: i64,
+    },
+    /// Bring this consultation up to the store's head (after the node missed publications).
+    CatchUp {
+        /// The consultation.
+        consultation_id: ConsultationId,
     },
     /// Stop following a consultation.
     Unsubscribe {
@@ -97,9 +103,88 @@ struct State {
     presence: HashMap<UserId, Presence>,
     typing: HashMap<(ConsultationId, UserId), Typing>,
     polls: HashMap<ConsultationId, watch::Sender<i64>>,
+    /// The other nodes, when there are any (`--redis-url`).
+    publisher: Option<Publisher>,
+    /// Who is online on each other node, and when that node was last heard from.
+    remote: HashMap<String, (Instant, HashSet<UserId>)>,
 }
 
 impl State {
+    /// Online on this node (or within its grace), or on any other.
+    fn online_anywhere(&self, user: UserId) -> bool {
+        self.presence.get(&user).is_some_and(|p| p.online) || self.online_elsewhere(user)
+    }
+
+    fn online_elsewhere(&self, user: UserId) -> bool {
+        self.remote.values().any(|(_, users)| users.contains(&user))
+    }
+
+    /// Tells the other nodes, if any.
+    fn publish(&self, envelope: impl FnOnce() -> Envelope) {
+        if let Some(p) = &self.publisher {
+            p.publish(envelope());
+        }
+    }
+
+    fn to_users(&self, users: &[UserId], frame: &Utf8Bytes) {
+        for user in users {
+            for (_, conn) in self.user_conns(*user) {
+                deliver(conn, Outgoing::Frame(frame.clone()));
+            }
+        }
+    }
+
+    fn to_watchers(&self, frame: &Utf8Bytes) {
+        for id in &self.watchers {
+            self.deliver(*id, Outgoing::Frame(frame.clone()));
+        }
+    }
+
+    fn close_session(&self, session: &SessionId, code: u16, reason: &str) {
+        for conn in self.conns.values().filter(|c| &c.session == session) {
+            deliver(
+                conn,
+                Outgoing::Close {
+                    code,
+                    reason: reason.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// A committed message to the subscribed connections of both sides, its unread count to
+    /// the other side, and a wake-up to long polls.
+    fn committed(&self, c: &Committed) {
+        let m = &c.message;
+        let frame = encode(&ServerFrame::Message { message: m.clone() });
+        for user in [c.customer_id, c.guide_id] {
+            for (_, conn) in self.user_conns(user) {
+                if conn.subs.contains(&m.consultation_id) {
+                    deliver(
+                        conn,
+                        Outgoing::Message {
+                            consultation_id: m.consultation_id.clone(),
+                            seq: m.seq,
+                            frame: frame.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        if let Some((user, count)) = c.unread {
+            let frame = encode(&ServerFrame::Unread {
+                consultation_id: m.consultation_id.clone(),
+                unread_count: count,
+            });
+            for (_, conn) in self.user_conns(user) {
+                deliver(conn, Outgoing::Frame(frame.clone()));
+            }
+        }
+        if let Some(tx) = self.polls.get(&m.consultation_id) {
+            tx.send_replace(m.seq);
+        }
+    }
+
     fn deliver(&self, id: ConnId, item: Outgoing) {
         if let Some(conn) = self.conns.get(&id) {
             deliver(conn, item);
@@ -191,8 +276,13 @@ impl Hub {
         let p = st.presence.entry(user).or_default();
         p.conns += 1;
         p.generation += 1;
-        if !p.online {
-            p.online = true;
+        let came_online = !p.online;
+        p.online = true;
+        if came_online {
+            st.publish(|| Envelope::Presence {
+                user_id: user,
+                online: true,
+            });
             let _ = self.presence_changes.send(user);
         }
         METRICS
@@ -230,12 +320,20 @@ impl Hub {
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let mut st = hub.lock();
-            if let Some(p) = st.presence.get_mut(&user) {
-                if p.conns == 0 && p.generation == generation && p.online {
+            let went_offline = match st.presence.get_mut(&user) {
+                Some(p) if p.conns == 0 && p.generation == generation && p.online => {
                     p.online = false;
                     p.last_seen_ms = Some(chrono::Utc::now().timestamp_millis());
-                    let _ = hub.presence_changes.send(user);
+                    true
                 }
+                _ => false,
+            };
+            if went_offline {
+                st.publish(|| Envelope::Presence {
+                    user_id: user,
+                    online: false,
+                });
+                let _ = hub.presence_changes.send(user);
             }
         });
     }
@@ -248,22 +346,24 @@ impl Hub {
         p.online = true;
     }
 
-    /// Online now, or within the grace period.
+    /// Online now, or within the grace period, on this node or any other.
     pub fn is_online(&self, user: UserId) -> bool {
-        self.lock().presence.get(&user).is_some_and(|p| p.online)
+        self.lock().online_anywhere(user)
     }
 
-    /// Whether the user has an open connection right now (the grace period not counted).
+    /// Whether the user has an open connection right now (here the grace period is not
+    /// counted; on another node it is).
     pub fn has_connection(&self, user: UserId) -> bool {
-        self.lock()
-            .by_user
-            .get(&user)
-            .is_some_and(|c| !c.is_empty())
+        let st = self.lock();
+        st.by_user.get(&user).is_some_and(|c| !c.is_empty()) || st.online_elsewhere(user)
     }
 
     /// When the user was last connected: now if online, else when they went offline.
     pub fn last_seen_ms(&self, user: UserId) -> Option<i64> {
         let st = self.lock();
+        if st.online_elsewhere(user) {
+            return Some(chrono::Utc::now().timestamp_millis());
+        }
         let p = st.presence.get(&user)?;
         if p.online {
             Some(chrono::Utc::now().timestamp_millis())
@@ -301,42 +401,160 @@ impl Hub {
         self.lock().deliver(id, Outgoing::Frame(encode(frame)));
     }
 
-    /// A frame to every connection of these users.
+    /// A frame to every connection of these users, on every node.
     pub fn send_to_users(&self, users: &[UserId], frame: &ServerFrame) {
         let bytes = encode(frame);
         let st = self.lock();
-        for user in users {
-            for (_, conn) in st.user_conns(*user) {
-                deliver(conn, Outgoing::Frame(bytes.clone()));
+        st.to_users(users, &bytes);
+        st.publish(|| Envelope::Users {
+            users: users.to_vec(),
+            frame: bytes.as_str().to_owned(),
+        });
+    }
+
+    /// A frame to connections of these users that follow the consultation, on every node.
+    pub fn send_to_subscribers(&self, cid: &ConsultationId, users: &[UserId], frame: &ServerFrame) {
+        let bytes = encode(frame);
+        let st = self.lock();
+        st.to_subscribers(cid, users, &bytes);
+        st.publish(|| Envelope::Subscribers {
+            consultation_id: cid.clone(),
+            users: users.to_vec(),
+            frame: bytes.as_str().to_owned(),
+        });
+    }
+
+    /// A frame to every connection watching guides, on every node.
+    pub fn send_to_watchers(&self, frame: &ServerFrame) {
+        let bytes = encode(frame);
+        let st = self.lock();
+        st.to_watchers(&bytes);
+        st.publish(|| Envelope::Watchers {
+            frame: bytes.as_str().to_owned(),
+        });
+    }
+
+    /// Closes every connection of a session (logout, revocation) with `code`, on every node.
+    pub fn close_session(&self, session: &SessionId, code: u16, reason: &str) {
+        let st = self.lock();
+        st.close_session(session, code, reason);
+        st.publish(|| Envelope::CloseSession {
+            session: session.clone(),
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Publishes what this hub fans out to the other nodes from now on.
+    pub fn set_publisher(&self, publisher: Publisher) {
+        self.lock().publisher = Some(publisher);
+    }
+
+    /// Tells the other nodes who is online here.
+    pub fn publish_alive(&self) {
+        let st = self.lock();
+        st.publish(|| Envelope::Alive {
+            online: st
+                .presence
+                .iter()
+                .filter(|(_, p)| p.online && !p.pinned)
+                .map(|(u, _)| *u)
+                .collect(),
+        });
+    }
+
+    /// Forgets nodes not heard from within `after`; their users who are online nowhere else
+    /// now go offline (announced as any presence change is).
+    pub fn forget_silent_nodes(&self, after: Duration) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let dead: Vec<String> = st
+            .remote
+            .iter()
+            .filter(|(_, (seen, _))| now.duration_since(*seen) >= after)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in dead {
+            tracing::warn!(node = %node, "no word from a node for {} s: taking it for dead", after.as_secs());
+            if let Some((_, users)) = st.remote.remove(&node) {
+                for user in users {
+                    if !st.online_anywhere(user) {
+                        let _ = self.presence_changes.send(user);
+                    }
+                }
             }
         }
     }
 
-    /// A frame to connections of these users that follow the consultation.
-    pub fn send_to_subscribers(&self, cid: &ConsultationId, users: &[UserId], frame: &ServerFrame) {
-        self.lock().to_subscribers(cid, users, &encode(frame));
-    }
-
-    /// A frame to every connection watching guides.
-    pub fn send_to_watchers(&self, frame: &ServerFrame) {
-        let bytes = encode(frame);
-        let st = self.lock();
-        for id in &st.watchers {
-            st.deliver(*id, Outgoing::Frame(bytes.clone()));
+    /// Applies what another node published to this node's connections (and publishes nothing).
+    pub fn apply_remote(&self, node: &str, envelope: Envelope) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.remote
+            .entry(node.to_owned())
+            .or_insert_with(|| (now, HashSet::new()))
+            .0 = now;
+        match envelope {
+            // The node where it changed announces it; here it only counts.
+            Envelope::Presence { user_id, online } => {
+                if let Some((_, users)) = st.remote.get_mut(node) {
+                    if online {
+                        users.insert(user_id);
+                    } else {
+                        users.remove(&user_id);
+                    }
+                }
+            }
+            Envelope::Alive { online } => {
+                let online: HashSet<UserId> = online.into_iter().collect();
+                let gone: Vec<UserId> = match st.remote.get_mut(node) {
+                    Some((_, users)) => {
+                        let gone = users.difference(&online).copied().collect();
+                        *users = online;
+                        gone
+                    }
+                    None => Vec::new(),
+                };
+                // An offline that was missed: announced here, if nobody else has them.
+                for user in gone {
+                    if !st.online_anywhere(user) {
+                        let _ = self.presence_changes.send(user);
+                    }
+                }
+            }
+            Envelope::Committed { batch } => {
+                for c in batch {
+                    st.committed(&c.into());
+                }
+            }
+            Envelope::Users { users, frame } => st.to_users(&users, &frame.into()),
+            Envelope::Subscribers {
+                consultation_id,
+                users,
+                frame,
+            } => st.to_subscribers(&consultation_id, &users, &frame.into()),
+            Envelope::Watchers { frame } => st.to_watchers(&frame.into()),
+            Envelope::CloseSession {
+                session,
+                code,
+                reason,
+            } => st.close_session(&session, code, &reason),
         }
     }
 
-    /// Closes every connection of a session (logout, revocation) with `code`.
-    pub fn close_session(&self, session: &SessionId, code: u16, reason: &str) {
+    /// Has every connection read what the store holds beyond what it was sent, in every
+    /// consultation it follows: after this node may have missed publications.
+    pub fn catch_up_all(&self) {
         let st = self.lock();
-        for conn in st.conns.values().filter(|c| &c.session == session) {
-            deliver(
-                conn,
-                Outgoing::Close {
-                    code,
-                    reason: reason.to_owned(),
-                },
-            );
+        for conn in st.conns.values() {
+            for cid in &conn.subs {
+                deliver(
+                    conn,
+                    Outgoing::CatchUp {
+                        consultation_id: cid.clone(),
+                    },
+                );
+            }
         }
     }
 
@@ -472,6 +690,11 @@ fn fan_out_typing(
     });
     let others: Vec<UserId> = parts.into_iter().filter(|p| *p != user).collect();
     st.to_subscribers(cid, &others, &frame);
+    st.publish(|| Envelope::Subscribers {
+        consultation_id: cid.clone(),
+        users: others,
+        frame: frame.as_str().to_owned(),
+    });
 }
 
 impl CommitListener for Hub {
@@ -481,36 +704,12 @@ impl CommitListener for Hub {
             .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut st = self.lock();
         for c in batch {
-            let m = &c.message;
-            let frame = encode(&ServerFrame::Message { message: m.clone() });
-            for user in [c.customer_id, c.guide_id] {
-                for (_, conn) in st.user_conns(user) {
-                    if conn.subs.contains(&m.consultation_id) {
-                        deliver(
-                            conn,
-                            Outgoing::Message {
-                                consultation_id: m.consultation_id.clone(),
-                                seq: m.seq,
-                                frame: frame.clone(),
-                            },
-                        );
-                    }
-                }
-            }
-            if let Some((user, count)) = c.unread {
-                let frame = encode(&ServerFrame::Unread {
-                    consultation_id: m.consultation_id.clone(),
-                    unread_count: count,
-                });
-                for (_, conn) in st.user_conns(user) {
-                    deliver(conn, Outgoing::Frame(frame.clone()));
-                }
-            }
-            if let Some(tx) = st.polls.get(&m.consultation_id) {
-                tx.send_replace(m.seq);
-            }
-            Hub::clear_typing(&mut st, &m.consultation_id, m.sender_id);
+            st.committed(c);
+            Hub::clear_typing(&mut st, &c.message.consultation_id, c.message.sender_id);
         }
+        st.publish(|| Envelope::Committed {
+            batch: batch.iter().map(Into::into).collect(),
+        });
     }
 }
 

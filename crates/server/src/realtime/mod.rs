@@ -1,5 +1,6 @@
 //! Realtime: `GET /api/v1/realtime`, the hub, and one task per connection.
 
+pub mod bus;
 pub mod conn;
 pub mod hub;
 

@@ -28,12 +28,23 @@ pub async fn health(State(app): State<AppState>) -> (StatusCode, axum::Json<Heal
             ok: store.is_none(),
             error: store,
         },
-        // One node: realtime frames cross no process, so this part cannot fail.
-        BackendHealth {
-            name: "fanout".into(),
-            kind: "local".into(),
-            ok: true,
-            error: None,
+        match app.bus.get() {
+            Some(bus) => {
+                let error = bus.error();
+                BackendHealth {
+                    name: "fanout".into(),
+                    kind: "redis".into(),
+                    ok: error.is_none(),
+                    error,
+                }
+            }
+            // One node: realtime frames cross no process, so this part cannot fail.
+            None => BackendHealth {
+                name: "fanout".into(),
+                kind: "local".into(),
+                ok: true,
+                error: None,
+            },
         },
     ];
     let ok = backends.iter().all(|b| b.ok);

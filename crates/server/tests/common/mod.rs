@@ -13,6 +13,7 @@ use tara_server::store::sqlite::SqliteStore;
 use tara_server::store::{CommitListener, Committed, NewGuide, Store};
 
 pub mod pg;
+pub mod redis;
 use tara_server::Config;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -58,9 +59,7 @@ impl TestServer {
     /// A dev-mode server on a data dir and a given address (a restart on the same port).
     pub async fn start_at(dir: &Path, bind: &str, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::new(dir).dev(true);
-        if pg::enabled() {
-            config.database_url = Some(pg::url_for(dir));
-        }
+        config.database_url = pg::chosen(dir);
         lift_per_ip_limits(&mut config);
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind(bind).await.expect("bind");
@@ -297,8 +296,7 @@ impl CommitListener for Quiet {
 /// A store of its own on a data dir's database (SQLite in it, or its PostgreSQL database), as
 /// the operator commands open one.
 pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
-    if pg::enabled() {
-        let url = pg::url_for(dir);
+    if let Some(url) = pg::chosen(dir) {
         Arc::new(
             PostgresStore::open(&url, Arc::new(Quiet))
                 .await

@@ -19,6 +19,13 @@ pub fn enabled() -> bool {
     std::env::var("TARA_TEST_DATABASE").is_ok_and(|v| v.eq_ignore_ascii_case("postgres"))
 }
 
+/// The PostgreSQL database of a data dir, when its tests run on PostgreSQL: all of them with
+/// `TARA_TEST_DATABASE=postgres`, or one whose dir was given a database with [`url_for`]
+/// (the cluster tests, whose nodes must share one).
+pub fn chosen(dir: &Path) -> Option<String> {
+    (enabled() || dir.join(URL_FILE).exists()).then(|| url_for(dir))
+}
+
 /// Says why a test does not run on PostgreSQL; true if it should stop there.
 pub fn skip(reason: &str) -> bool {
     if enabled() {
