@@ -9,8 +9,11 @@
 //! - `screenshots`: reruns the app's end-to-end test and saves its pictures in docs/screenshots.
 //! - `fuzz`: each libFuzzer target in fuzz/ for a bounded time (see `fuzz.rs`).
 //! - `bench`: benchmarks beside their peers, tables in BENCHMARKS.md (see `bench.rs`).
+//! - `cluster`: PostgreSQL, Redis, two nodes and nginx on 127.0.0.1:7700, and the app windows
+//!   (see `cluster.rs` and docs/deploy.md).
 
 mod bench;
+mod cluster;
 mod deps;
 mod fuzz;
 
@@ -19,14 +22,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots | fuzz [--seconds N] [TARGET…] | bench [NAME…] [--quick]>
+const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots | fuzz [--seconds N] [TARGET…] | bench [NAME…] [--quick] | cluster [--nodes N] [--server-only]>
   run          build, start the server (--dev --demo) on 127.0.0.1:7700, open a customer and a guide window
   test         fmt check, clippy -D warnings, every test (installs what is missing)
   load         a local load run: messages persisted per second, ack latency
   screenshots  rerun the app's end-to-end test, saving its screenshots to docs/screenshots
   fuzz         run each fuzz target (client_frame, image_header, compress, rest_bodies, hub_frames,
                server_frames) for N seconds (default 60) from its seeds in fuzz/corpus
-  bench        benchmarks beside their peers (built: images), results in bench/results and BENCHMARKS.md";
+  bench        benchmarks beside their peers (built: images, outbox, history), results in bench/results
+               and BENCHMARKS.md
+  cluster      PostgreSQL, Redis, N nodes (--nodes N, default 2) and nginx on 127.0.0.1:7700, then the
+               app windows as `run` opens them (--server-only: none)";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -46,6 +52,7 @@ fn real_main() -> Result<()> {
         "screenshots" => screenshots(),
         "fuzz" => fuzz::fuzz(&rest),
         "bench" => bench::bench(&rest),
+        "cluster" => cluster::cluster(&rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
