@@ -323,7 +323,7 @@ pub async fn history(args: &Args, n: usize) -> Result<()> {
 
 fn history_table(r: &Value) -> String {
     let mut s = format!(
-        "History, {} messages over {} consultations (the {} longest hold {} each), {} clients \
+        "History, {} messages over {} consultations (the {} longest reach seq {}), {} clients \
          for {:.0} s, pages of {PAGE}, on {} ({}):\n\n\
          | page | requests | req/s | p50 ms | p99 ms | p99.9 ms | goal p99 | p99 against the goal |\n\
          |---|---|---|---|---|---|---|---|\n",

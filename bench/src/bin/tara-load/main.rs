@@ -49,6 +49,13 @@ struct Args {
     /// Queue this many messages offline with tara-core, then time how long the outbox takes to flush.
     #[arg(long)]
     outbox: Option<usize>,
+    /// Carry realtime between nodes through this Redis (`redis://…`); with `--nodes`.
+    #[arg(long, env = "TARA_LOAD_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Server nodes sharing the database (`--database-url`) and Redis (`--redis-url`): each
+    /// consultation's guide on one node and its customer on the next, so every message crosses.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// Runs of `--outbox`, each on a fresh server and device; the report gives the median.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -154,8 +161,8 @@ fn main() -> Result<()> {
     }
 }
 
-/// Writes `report` as `NAME.json` in `--report` and prints `table` on stdout; without
-/// `--report`, prints the JSON.
+/// Writes `report` as `NAME.json` and `table` as `NAME.md` in `--report`, and prints the
+/// table on stdout; without `--report`, prints the JSON.
 fn report(name: &str, report: &Value, table: &str, args: &Args) -> Result<()> {
     match &args.report {
         Some(dir) => {
@@ -163,6 +170,8 @@ fn report(name: &str, report: &Value, table: &str, args: &Args) -> Result<()> {
             let file = dir.join(format!("{name}.json"));
             std::fs::write(&file, serde_json::to_string_pretty(report)?)
                 .with_context(|| format!("writing {}", file.display()))?;
+            // The table also goes to a file: stdout carries the server's own lines too.
+            std::fs::write(dir.join(format!("{name}.md")), table)?;
             print!("{table}");
         }
         None => println!("{report}"),
@@ -199,7 +208,7 @@ async fn outbox_runs(args: &Args, n: usize) -> Result<()> {
          each on a fresh server and device, on {} ({}):\n\n\
          | step | median s | per second | goal | against the goal |\n|---|---|---|---|---|\n\
          | flush: reconnect until every message is acked, in order, once each | {flush:.2} | {:.0} | ≤ {goal:.1} s | {:.2}x the goal ({}) |\n\
-         | queue: `send_text` while offline (message, outbox entry, count) | {queue:.2} | {:.0} | not the slow part | {:.1}x the flush rate |\n",
+         | queue: `send_text` while offline (message, outbox entry, count) | {queue:.2} | {:.0} | not the slow part | {:.1}x the flush's time ({}) |\n",
         runs.len(),
         tara_bench::machine(),
         tara_bench::today(),
@@ -207,7 +216,8 @@ async fn outbox_runs(args: &Args, n: usize) -> Result<()> {
         flush / goal,
         if flush <= goal { "met" } else { "missed" },
         n as f64 / queue,
-        flush / queue,
+        queue / flush,
+        if queue <= flush { "met" } else { "missed" },
     );
     report("outbox", &summary, &table, args)
 }
@@ -523,17 +533,31 @@ async fn run(args: Args) -> Result<()> {
                 .await?;
         }
     }
-    let mut config = load_config(&dir);
-    config.database_url = database.as_ref().map(|(url, _)| url.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tara_server::launch(config, listener, async move {
-        let _ = stop_rx.await;
-    }));
+    let nodes = args.nodes.max(1);
+    if nodes > 1 && (database.is_none() || args.redis_url.is_none()) {
+        bail!("--nodes {nodes} needs --database-url and --redis-url: nodes share both");
+    }
     let http = reqwest::Client::new();
+    let mut addrs = Vec::new();
+    let mut servers = Vec::new();
+    for n in 0..nodes {
+        let mut config = load_config(&dir);
+        config.database_url = database.as_ref().map(|(url, _)| url.clone());
+        config.redis_url = args.redis_url.clone();
+        config.node_id = format!("load-{}", n + 1);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(tara_server::launch(config, listener, async move {
+            let _ = stop_rx.await;
+        }));
+        // One at a time: the first makes the signing key the others read.
+        wait_up(&http, &format!("http://{addr}/api/v1")).await?;
+        addrs.push(addr);
+        servers.push((stop_tx, server));
+    }
+    let addr = addrs[0];
     let base = format!("http://{addr}/api/v1");
-    wait_up(&http, &base).await?;
 
     eprintln!("setting up {} consultations…", args.pairs);
     let mut senders = Vec::new();
@@ -541,7 +565,7 @@ async fn run(args: Args) -> Result<()> {
     for i in 0..args.pairs {
         let guide = login(&http, &base, &format!("70000{i:05}"), "guide").await?;
         let customer = login(&http, &base, &format!("80000{i:05}"), "customer").await?;
-        let mut guide_ws = connect(addr, &guide.1).await?;
+        let mut guide_ws = connect(addrs[i % nodes], &guide.1).await?;
         post(
             &http,
             &base,
@@ -586,7 +610,7 @@ async fn run(args: Args) -> Result<()> {
             json!({}),
         )
         .await?;
-        let mut customer_ws = connect(addr, &customer.1).await?;
+        let mut customer_ws = connect(addrs[(i + 1) % nodes], &customer.1).await?;
         for ws in [&mut guide_ws, &mut customer_ws] {
             ws.send(WsMessage::Text(
                 json!({"type":"subscribe","consultation_id":id,"after_seq":0})
@@ -647,6 +671,8 @@ async fn run(args: Args) -> Result<()> {
     let rate = sent as f64 / elapsed.as_secs_f64();
     let summary = json!({
         "store": if database.is_some() { "postgres" } else { "sqlite" },
+        "nodes": nodes,
+        "redis": args.redis_url.is_some(),
         "pairs": args.pairs,
         "connections": args.pairs * 2,
         "messages": sent,
@@ -669,8 +695,10 @@ async fn run(args: Args) -> Result<()> {
         pct(0.99).as_secs_f64() * 1e3,
         if commits == 0 { 0.0 } else { jobs as f64 / commits as f64 }
     );
-    let _ = stop_tx.send(());
-    server.await??;
+    for (stop_tx, server) in servers {
+        let _ = stop_tx.send(());
+        server.await??;
+    }
     if let (Some(admin), Some((_, name))) = (&args.database_url, &database) {
         drop_database(admin, name).await?;
     }
