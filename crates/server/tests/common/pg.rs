@@ -38,6 +38,9 @@ pub fn skip(reason: &str) -> bool {
 struct Cluster {
     port: u16,
     bin: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    options: String,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -178,7 +181,40 @@ fn start() -> Cluster {
         .stderr(Stdio::null())
         .spawn()
         .expect("the PostgreSQL watcher starts");
-    Cluster { port, bin }
+    Cluster {
+        port,
+        bin,
+        data,
+        log: root.join("log"),
+        options,
+    }
+}
+
+/// Stops this process's PostgreSQL at once (`-m immediate`: as if its machine went away).
+/// Every test of the process loses it: only a test binary of its own may call this.
+pub fn stop_server() {
+    let c = cluster();
+    must(
+        as_pg_user(&c.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&c.data)
+            .args(["-m", "immediate", "-w", "stop"]),
+        "pg_ctl stop",
+    );
+}
+
+/// Starts this process's PostgreSQL again after [`stop_server`], on the same port and data.
+pub fn start_server() {
+    let c = cluster();
+    must(
+        as_pg_user(&c.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&c.data)
+            .arg("-l")
+            .arg(&c.log)
+            .args(["-w", "-o", &c.options, "start"]),
+        "pg_ctl start",
+    );
 }
 
 fn cluster() -> &'static Cluster {

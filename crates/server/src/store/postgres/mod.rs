@@ -94,9 +94,17 @@ impl PostgresStore {
         listener: Arc<dyn CommitListener>,
         max_batch: usize,
     ) -> Result<Self> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::validation(format!("--database-url: {e}")))?;
+        // An ack means committed: every connection waits for its commit's WAL flush, whatever
+        // the server's default (`synchronous_commit = off` would let an acked message vanish
+        // when PostgreSQL stops short).
+        let options = match config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c synchronous_commit=on"),
+            _ => "-c synchronous_commit=on".to_owned(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
