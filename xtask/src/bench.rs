@@ -115,8 +115,7 @@ pub fn bench(args: &[String]) -> Result<()> {
         let table = if bin == "tara-load" {
             // Its stdout carries the server's lines too; the table is in the file.
             let file = results.join(format!("{name}.md"));
-            std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?
+            std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
         } else {
             String::from_utf8_lossy(&output.stdout).to_string()
         };

@@ -28,9 +28,16 @@ pub async fn history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<axum::Json<MessagePage>> {
     let id = ConsultationId(id);
-    app.participant_consultation(&id, me.user_id).await?;
     let limit = page_size(q.limit, 50, 100);
-    let (messages, has_more) = app.store.messages(&id, range(&q)?, limit).await?;
+    let range = match range(&q) {
+        Ok(r) => r,
+        Err(e) => {
+            // Who may not read it learns that first, whatever the query.
+            app.participant_consultation(&id, me.user_id).await?;
+            return Err(e);
+        }
+    };
+    let (messages, has_more) = app.store.history_for(&id, me.user_id, range, limit).await?;
     Ok(axum::Json(MessagePage { messages, has_more }))
 }
 

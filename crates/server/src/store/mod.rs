@@ -620,6 +620,25 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         admit: Admission,
     ) -> Result<PendingAppend>;
+    /// A page of history for `user`, who must take part in the consultation
+    /// (`CONSULTATION_NOT_FOUND` or `FORBIDDEN` otherwise): the check and the page in one trip
+    /// where the backend can, since history is the most read thing there is.
+    async fn history_for(
+        &self,
+        id: &ConsultationId,
+        user: UserId,
+        range: HistoryRange,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool)> {
+        let c = self
+            .consultation(id)
+            .await?
+            .ok_or_else(Error::consultation_not_found)?;
+        if c.customer_id != user && c.guide_id != user {
+            return Err(Error::forbidden("this consultation is not yours"));
+        }
+        self.messages(id, range, limit).await
+    }
     /// A page of history, ascending, and whether more lie beyond it.
     async fn messages(
         &self,

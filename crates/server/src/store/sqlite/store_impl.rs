@@ -317,6 +317,21 @@ impl Store for SqliteStore {
         Ok(PendingAppend::new(rx))
     }
 
+    async fn history_for(
+        &self,
+        id: &ConsultationId,
+        user: UserId,
+        range: HistoryRange,
+        limit: usize,
+    ) -> Result<(Vec<Message>, bool)> {
+        let id = id.clone();
+        self.read(move |c| {
+            messages::check_participant(c, &id, user)?;
+            messages::history(c, &id, range, limit)
+        })
+        .await
+    }
+
     async fn messages(
         &self,
         id: &ConsultationId,
