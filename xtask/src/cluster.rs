@@ -8,7 +8,7 @@
 //! docs/deploy.md shows the nginx config this writes ([`nginx_conf`]); a test below keeps the
 //! two the same.
 
-use super::{check, data_home, deps, target_dir, wait_for_health, Running};
+use super::{check, data_home, deps, open_windows, target_dir, wait_for_health, Running};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -368,14 +368,7 @@ pub fn cluster(args: &[String]) -> Result<()> {
     wait_for_health(FRONT)?;
     let url = format!("http://{FRONT}");
     if with_app {
-        for profile in ["customer", "guide"] {
-            running.0.push(
-                Command::new(bin.join("tara-app"))
-                    .args(["--profile", profile, "--server", &url])
-                    .spawn()
-                    .context("starting tara-app")?,
-            );
-        }
+        open_windows(&bin, &url, &mut running)?;
     }
     println!(
         "

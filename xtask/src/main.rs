@@ -128,6 +128,19 @@ fn wait_for_health(bind: &str) -> Result<()> {
     bail!("the server did not start listening on {bind}")
 }
 
+/// The customer's and the guide's app windows, each with a profile of its own, on `url`.
+fn open_windows(bin: &Path, url: &str, running: &mut Running) -> Result<()> {
+    for profile in ["customer", "guide"] {
+        running.0.push(
+            Command::new(bin.join("tara-app"))
+                .args(["--profile", profile, "--server", url])
+                .spawn()
+                .context("starting tara-app")?,
+        );
+    }
+    Ok(())
+}
+
 fn run(args: &[String]) -> Result<()> {
     let bind = args
         .windows(2)
@@ -165,14 +178,7 @@ fn run(args: &[String]) -> Result<()> {
     wait_for_health(&bind)?;
     let url = format!("http://{bind}");
     if with_app {
-        for profile in ["customer", "guide"] {
-            running.0.push(
-                Command::new(bin.join("tara-app"))
-                    .args(["--profile", profile, "--server", &url])
-                    .spawn()
-                    .context("starting tara-app")?,
-            );
-        }
+        open_windows(&bin, &url, &mut running)?;
     }
     println!(
         "

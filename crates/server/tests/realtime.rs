@@ -7,9 +7,7 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::MaybeTlsStream;
 
 /// A customer and an online guide in an in-progress consultation, both subscribed.
 async fn chatting(server: &TestServer) -> (User, Ws, User, Ws, String, i64) {
@@ -445,42 +443,6 @@ async fn hello_comes_first_and_a_query_token_works_in_place_of_the_header() {
     }
     let none = tokio_tungstenite::connect_async(server.ws_url()).await;
     assert!(none.is_err(), "no token, no connection");
-}
-
-/// The value of a counter on `GET /metrics`.
-async fn metric(server: &TestServer, name: &str) -> u64 {
-    let text = server
-        .http
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} is not on /metrics"))
-}
-
-/// A connection with a tiny receive buffer, so the server's writes back up quickly once the
-/// client stops reading.
-async fn tight_connection(server: &TestServer, token: &str) -> Ws {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let tcp = socket.connect(server.addr).await.expect("connect");
-    let mut req = server.ws_url().into_client_request().expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (stream, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("upgrade");
-    let mut ws = Ws { stream, user_id: 0 };
-    ws.next_of("hello").await;
-    ws
 }
 
 #[tokio::test]

@@ -8,11 +8,9 @@
 
 mod common;
 
-use common::{cmid, TestServer, Ws, WAIT};
+use common::{cmid, metric, tight_connection, TestServer, Ws, WAIT};
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::MaybeTlsStream;
 
 const READERS: usize = 4;
 /// The longest text: 4000 characters of three bytes each.
@@ -27,41 +25,6 @@ fn rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS")
-}
-
-async fn metric(server: &TestServer, name: &str) -> u64 {
-    let text = server
-        .http
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} is not on /metrics"))
-}
-
-/// A realtime connection with a small receive buffer, so that not reading soon stops the
-/// kernel from taking more off the server.
-async fn never_reading(server: &TestServer, token: &str) -> Ws {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let tcp = socket.connect(server.addr).await.expect("connect");
-    let mut req = server.ws_url().into_client_request().expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("header"),
-    );
-    let (stream, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("upgrade");
-    let mut ws = Ws { stream, user_id: 0 };
-    ws.next_of("hello").await;
-    ws
 }
 
 /// Sends `n` of the longest texts in windows of 32, each window's acks read before the next.
@@ -102,7 +65,7 @@ async fn sockets_that_never_read_cost_at_most_their_queues_and_are_dropped() {
 
     let mut readers = Vec::new();
     for _ in 0..READERS {
-        let mut ws = never_reading(&server, &customer.token).await;
+        let mut ws = tight_connection(&server, &customer.token).await;
         ws.subscribe(&id, 0).await;
         readers.push(ws);
     }

@@ -9,17 +9,16 @@
 //! histories). Each answer is checked (50 messages, ascending, contiguous, ending where it
 //! should): a wrong page counts as an error, and any error fails the run.
 
-use super::{get_status, load_config, load_guide, login, wait_up, Args, Quiet};
+use super::{accepted_consultation, get_status, load_config, login, wait_up, Args, Quiet};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tara_bench::{machine, quantile_ms, today, Rng};
 use tara_protocol::messages::MessageKind;
-use tara_protocol::{ClientMsgId, ConsultationId, UserId};
-use tara_server::state::Action;
+use tara_protocol::{ClientMsgId, UserId};
 use tara_server::store::sqlite::SqliteStore;
-use tara_server::store::{Actor, NewConsultation, NewMessage, Store};
+use tara_server::store::{NewMessage, Store};
 
 /// The page size the app asks for.
 const PAGE: usize = 50;
@@ -63,27 +62,8 @@ async fn seed(dir: &std::path::Path, c: usize, n: usize) -> Result<Vec<Seeded>> 
     let now = || chrono::Utc::now().timestamp_millis();
     let mut seeded = Vec::with_capacity(c);
     for i in 0..c {
-        let guide = store.add_guide(load_guide(i), now()).await?;
-        let customer = store
-            .ensure_customer(&format!("+9180000{i:05}"), "Customer", now(), 0)
-            .await?;
-        let id = ConsultationId(uuid::Uuid::now_v7().to_string());
-        store
-            .create_consultation(NewConsultation {
-                consultation_id: id.clone(),
-                customer_id: customer.id,
-                guide_id: guide,
-                mode: "chat".into(),
-                rate_per_minute: 0,
-                intake: None,
-                now_ms: now(),
-            })
-            .await?;
-        let accepted = store
-            .transition(&id, Action::Accept, Actor::User(guide), now())
-            .await?;
-        let _ = accepted;
-        seeded.push((id, guide, customer.id, share(i, c, n)));
+        let (id, guide, customer) = accepted_consultation(&store, i).await?;
+        seeded.push((id, guide, customer, share(i, c, n)));
     }
     // Many consultations written at once, each queueing its messages in runs and waiting for
     // them, so the writer commits big groups as it does under load.

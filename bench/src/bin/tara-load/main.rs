@@ -412,6 +412,41 @@ impl Pass {
     }
 }
 
+/// Consultation number `i` on a store: guide `i` and customer `i` (phones from the index),
+/// requested and accepted, so both may write. Returns (id, guide, customer).
+async fn accepted_consultation(
+    store: &Arc<dyn Store>,
+    i: usize,
+) -> Result<(
+    tara_protocol::ConsultationId,
+    tara_protocol::UserId,
+    tara_protocol::UserId,
+)> {
+    use tara_server::state::Action;
+    use tara_server::store::{Actor, NewConsultation};
+    let now = || chrono::Utc::now().timestamp_millis();
+    let guide = store.add_guide(load_guide(i), now()).await?;
+    let customer = store
+        .ensure_customer(&format!("+9180000{i:05}"), "Customer", now(), 0)
+        .await?;
+    let id = tara_protocol::ConsultationId(uuid::Uuid::now_v7().to_string());
+    store
+        .create_consultation(NewConsultation {
+            consultation_id: id.clone(),
+            customer_id: customer.id,
+            guide_id: guide,
+            mode: "chat".into(),
+            rate_per_minute: 0,
+            intake: None,
+            now_ms: now(),
+        })
+        .await?;
+    store
+        .transition(&id, Action::Accept, Actor::User(guide), now())
+        .await?;
+    Ok((id, guide, customer.id))
+}
+
 /// One pass over a fresh store committing at most `batch` jobs together: SQLite in a temp
 /// dir, or a fresh database on the PostgreSQL server of `postgres`.
 async fn store_pass(
@@ -421,9 +456,8 @@ async fn store_pass(
     postgres: Option<&String>,
 ) -> Result<Pass> {
     use tara_protocol::messages::MessageKind;
-    use tara_protocol::{ClientMsgId, ConsultationId, UserId};
-    use tara_server::state::Action;
-    use tara_server::store::{Actor, NewConsultation, NewMessage};
+    use tara_protocol::{ClientMsgId, UserId};
+    use tara_server::store::NewMessage;
     let tmp = tempfile::tempdir()?;
     let mut database = None;
     let store: Arc<dyn Store> = match postgres {
@@ -441,27 +475,9 @@ async fn store_pass(
     let now = || chrono::Utc::now().timestamp_millis();
     let mut senders = Vec::new();
     for i in 0..args.pairs {
-        let guide = store.add_guide(load_guide(i), now()).await?;
-        let customer = store
-            .ensure_customer(&format!("+9180000{i:05}"), "Customer", now(), 0)
-            .await?;
-        let id = ConsultationId(uuid::Uuid::now_v7().to_string());
-        store
-            .create_consultation(NewConsultation {
-                consultation_id: id.clone(),
-                customer_id: customer.id,
-                guide_id: guide,
-                mode: "chat".into(),
-                rate_per_minute: 0,
-                intake: None,
-                now_ms: now(),
-            })
-            .await?;
-        store
-            .transition(&id, Action::Accept, Actor::User(guide), now())
-            .await?;
+        let (id, guide, customer) = accepted_consultation(&store, i).await?;
         senders.push((id.clone(), guide));
-        senders.push((id, customer.id));
+        senders.push((id, customer));
     }
     let text: String = "✶ the stars say ".chars().cycle().take(args.size).collect();
     let commits_before = METRICS.commits.load(Relaxed);

@@ -588,3 +588,40 @@ impl Ws {
 pub fn cmid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// The value of a counter on `GET /metrics`.
+pub async fn metric(server: &TestServer, name: &str) -> u64 {
+    let text = server
+        .http
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not on /metrics"))
+}
+
+/// A connection with a tiny receive buffer, so the server's writes back up quickly once the
+/// client stops reading.
+pub async fn tight_connection(server: &TestServer, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let tcp = socket.connect(server.addr).await.expect("connect");
+    let mut req = server.ws_url().into_client_request().expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (stream, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(tcp))
+        .await
+        .expect("upgrade");
+    let mut ws = Ws { stream, user_id: 0 };
+    ws.next_of("hello").await;
+    ws
+}
