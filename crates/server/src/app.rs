@@ -287,9 +287,7 @@ impl AppState {
             .consultation(id)
             .await?
             .ok_or_else(Error::consultation_not_found)?;
-        if c.customer_id != user && c.guide_id != user {
-            return Err(Error::forbidden("this consultation is not yours"));
-        }
+        crate::store::require_side(c.customer_id, c.guide_id, user)?;
         Ok(c)
     }
 

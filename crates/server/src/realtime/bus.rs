@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tara_protocol::messages::Message;
 use tara_protocol::{ConsultationId, SessionId, UserId};
 use tokio::sync::{mpsc, watch};
 
@@ -47,7 +46,7 @@ pub enum Envelope {
     /// Messages committed on the publishing node, in commit order.
     Committed {
         /// The batch.
-        batch: Vec<WireCommitted>,
+        batch: Vec<Committed>,
     },
     /// A serialized frame for every connection of these users.
     Users {
@@ -93,41 +92,6 @@ pub enum Envelope {
         /// Close reason.
         reason: String,
     },
-}
-
-/// [`Committed`] on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireCommitted {
-    /// The message.
-    pub message: Message,
-    /// The consultation's customer.
-    pub customer_id: UserId,
-    /// The consultation's guide.
-    pub guide_id: UserId,
-    /// The other party's unread count after it, when it changed.
-    pub unread: Option<(UserId, i64)>,
-}
-
-impl From<&Committed> for WireCommitted {
-    fn from(c: &Committed) -> Self {
-        Self {
-            message: c.message.clone(),
-            customer_id: c.customer_id,
-            guide_id: c.guide_id,
-            unread: c.unread,
-        }
-    }
-}
-
-impl From<WireCommitted> for Committed {
-    fn from(c: WireCommitted) -> Self {
-        Self {
-            message: c.message,
-            customer_id: c.customer_id,
-            guide_id: c.guide_id,
-            unread: c.unread,
-        }
-    }
 }
 
 /// An envelope with the node that sent it.
@@ -217,10 +181,21 @@ async fn publish_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    // While Redis is away, one connection attempt per RETRY, not one per publication.
+    let mut next_attempt = tokio::time::Instant::now();
     loop {
         let envelope = tokio::select! {
             e = rx.recv() => match e { Some(e) => e, None => return },
             _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if conn.is_none() && tokio::time::Instant::now() >= next_attempt {
+            conn = client.get_multiplexed_async_connection().await.ok();
+            next_attempt = tokio::time::Instant::now() + RETRY;
+        }
+        let Some(c) = conn.as_mut() else {
+            // Redis is away: this one is dropped; gap fill and catch-up repair it.
+            METRICS.bus_dropped.fetch_add(1, Relaxed);
+            continue;
         };
         let payload = match serde_json::to_string(&Publication {
             node: node.clone(),
@@ -228,14 +203,6 @@ async fn publish_loop(
         }) {
             Ok(p) => p,
             Err(_) => continue,
-        };
-        if conn.is_none() {
-            conn = client.get_multiplexed_async_connection().await.ok();
-        }
-        let Some(c) = conn.as_mut() else {
-            // Redis is away: this one is dropped; gap fill and catch-up repair it.
-            METRICS.bus_dropped.fetch_add(1, Relaxed);
-            continue;
         };
         let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(CHANNEL)

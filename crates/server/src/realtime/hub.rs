@@ -134,6 +134,16 @@ impl State {
         }
     }
 
+    /// [`State::to_subscribers`] here, and the same on every other node.
+    fn to_subscribers_everywhere(&self, cid: &ConsultationId, users: &[UserId], frame: &Utf8Bytes) {
+        self.to_subscribers(cid, users, frame);
+        self.publish(|| Envelope::Subscribers {
+            consultation_id: cid.clone(),
+            users: users.to_vec(),
+            frame: frame.as_str().to_owned(),
+        });
+    }
+
     fn to_watchers(&self, frame: &Utf8Bytes) {
         for id in &self.watchers {
             self.deliver(*id, Outgoing::Frame(frame.clone()));
@@ -414,14 +424,8 @@ impl Hub {
 
     /// A frame to connections of these users that follow the consultation, on every node.
     pub fn send_to_subscribers(&self, cid: &ConsultationId, users: &[UserId], frame: &ServerFrame) {
-        let bytes = encode(frame);
-        let st = self.lock();
-        st.to_subscribers(cid, users, &bytes);
-        st.publish(|| Envelope::Subscribers {
-            consultation_id: cid.clone(),
-            users: users.to_vec(),
-            frame: bytes.as_str().to_owned(),
-        });
+        self.lock()
+            .to_subscribers_everywhere(cid, users, &encode(frame));
     }
 
     /// A frame to every connection watching guides, on every node.
@@ -523,8 +527,8 @@ impl Hub {
                 }
             }
             Envelope::Committed { batch } => {
-                for c in batch {
-                    st.committed(&c.into());
+                for c in &batch {
+                    st.committed(c);
                 }
             }
             Envelope::Users { users, frame } => st.to_users(&users, &frame.into()),
@@ -689,12 +693,7 @@ fn fan_out_typing(
         is_typing,
     });
     let others: Vec<UserId> = parts.into_iter().filter(|p| *p != user).collect();
-    st.to_subscribers(cid, &others, &frame);
-    st.publish(|| Envelope::Subscribers {
-        consultation_id: cid.clone(),
-        users: others,
-        frame: frame.as_str().to_owned(),
-    });
+    st.to_subscribers_everywhere(cid, &others, &frame);
 }
 
 impl CommitListener for Hub {
@@ -708,7 +707,7 @@ impl CommitListener for Hub {
             Hub::clear_typing(&mut st, &c.message.consultation_id, c.message.sender_id);
         }
         st.publish(|| Envelope::Committed {
-            batch: batch.iter().map(Into::into).collect(),
+            batch: batch.to_vec(),
         });
     }
 }

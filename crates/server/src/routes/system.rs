@@ -21,6 +21,11 @@ pub async fn health(State(app): State<AppState>) -> (StatusCode, axum::Json<Heal
         Ok(Err(e)) => Some(e.to_string()),
         Err(_) => Some(format!("no answer within {} s", PING_TIMEOUT.as_secs())),
     };
+    let (fanout_kind, fanout) = match app.bus.get() {
+        Some(bus) => ("redis", bus.error()),
+        // One node: realtime frames cross no process, so this part cannot fail.
+        None => ("local", None),
+    };
     let backends = vec![
         BackendHealth {
             name: "store".into(),
@@ -28,23 +33,11 @@ pub async fn health(State(app): State<AppState>) -> (StatusCode, axum::Json<Heal
             ok: store.is_none(),
             error: store,
         },
-        match app.bus.get() {
-            Some(bus) => {
-                let error = bus.error();
-                BackendHealth {
-                    name: "fanout".into(),
-                    kind: "redis".into(),
-                    ok: error.is_none(),
-                    error,
-                }
-            }
-            // One node: realtime frames cross no process, so this part cannot fail.
-            None => BackendHealth {
-                name: "fanout".into(),
-                kind: "local".into(),
-                ok: true,
-                error: None,
-            },
+        BackendHealth {
+            name: "fanout".into(),
+            kind: fanout_kind.into(),
+            ok: fanout.is_none(),
+            error: fanout,
         },
     ];
     let ok = backends.iter().all(|b| b.ok);

@@ -233,8 +233,18 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// A committed message and what the hub needs to route it.
-#[derive(Debug, Clone)]
+/// `FORBIDDEN` unless `user` is the consultation's customer or its guide: who may read and act
+/// on a consultation.
+pub fn require_side(customer: UserId, guide: UserId, user: UserId) -> Result<()> {
+    if user == customer || user == guide {
+        Ok(())
+    } else {
+        Err(Error::forbidden("this consultation is not yours"))
+    }
+}
+
+/// A committed message and what the hub needs to route it (and what crosses to other nodes).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Committed {
     /// The message.
     pub message: Message,
@@ -634,9 +644,7 @@ pub trait Store: Send + Sync + 'static {
             .consultation(id)
             .await?
             .ok_or_else(Error::consultation_not_found)?;
-        if c.customer_id != user && c.guide_id != user {
-            return Err(Error::forbidden("this consultation is not yours"));
-        }
+        require_side(c.customer_id, c.guide_id, user)?;
         self.messages(id, range, limit).await
     }
     /// A page of history, ascending, and whether more lie beyond it.

@@ -230,19 +230,14 @@ pub fn append(
 /// `CONSULTATION_NOT_FOUND` unless the consultation exists, `FORBIDDEN` unless `user` is one of
 /// its two sides: the participant check in one indexed lookup, without loading the rest.
 pub fn check_participant(c: &Connection, id: &ConsultationId, user: UserId) -> Result<()> {
-    let sides: Option<(i64, i64)> = c
+    let (customer, guide): (i64, i64) = c
         .prepare_cached(
             "SELECT customer_id, guide_id FROM consultations WHERE consultation_id = ?1",
         )?
         .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    match sides {
-        None => Err(Error::consultation_not_found()),
-        Some((customer, guide)) if customer != user.0 && guide != user.0 => {
-            Err(Error::forbidden("this consultation is not yours"))
-        }
-        Some(_) => Ok(()),
-    }
+        .optional()?
+        .ok_or_else(Error::consultation_not_found)?;
+    crate::store::require_side(UserId(customer), UserId(guide), user)
 }
 
 pub fn history(
