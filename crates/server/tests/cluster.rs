@@ -80,14 +80,7 @@ async fn a_guide_and_a_customer_on_two_nodes_chat_and_a_redis_restart_leaves_no_
     let customer = b.customer("9876543210").await;
     let mut customer_ws = Ws::connect(&b, &customer.token).await;
     // The customer asks on node B; the guide accepts on both nodes at once: exactly one wins.
-    let c: Value = b
-        .post(
-            "/consultation",
-            Some(&customer),
-            json!({"guide_id": guide.id, "mode": "chat", "service_type": "consultation"}),
-        )
-        .await
-        .created();
+    let c = b.request_consultation(&customer, &guide).await;
     let id = c["consultation_id"].as_str().expect("id").to_owned();
     let accept = format!("/consultation/{id}/accept");
     let (on_a, on_b) = tokio::join!(

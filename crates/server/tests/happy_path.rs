@@ -36,14 +36,7 @@ async fn a_consultation_goes_from_otp_to_rating_across_three_connections() {
     );
 
     // Request: the guide hears of it.
-    let c: Value = server
-        .post(
-            "/consultation",
-            Some(&customer),
-            json!({"guide_id": guide.id, "mode": "chat", "service_type": "consultation"}),
-        )
-        .await
-        .created();
+    let c = server.request_consultation(&customer, &guide).await;
     let id = c["consultation_id"].as_str().expect("id").to_owned();
     assert_eq!(c["status"], "requested");
     assert_eq!(c["pair_id"], format!("{}_{}", customer.id, guide.id));

@@ -549,14 +549,7 @@ async fn sending_before_accept_or_after_complete_fails_with_invalid_state() {
     let customer = server.customer("9876543210").await;
     let mut customer_ws = Ws::connect(&server, &customer.token).await;
 
-    let c: Value = server
-        .post(
-            "/consultation",
-            Some(&customer),
-            json!({"guide_id": guide.id, "mode": "chat", "service_type": "consultation"}),
-        )
-        .await
-        .created();
+    let c = server.request_consultation(&customer, &guide).await;
     let id = c["consultation_id"].as_str().expect("id").to_owned();
 
     let early = cmid();

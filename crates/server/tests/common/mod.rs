@@ -232,16 +232,20 @@ impl TestServer {
         Reply::from(req.send().await.expect("request")).await
     }
 
+    /// A customer requests a chat with a guide, which must be created: the consultation.
+    pub async fn request_consultation(&self, customer: &User, guide: &User) -> Value {
+        self.post(
+            "/consultation",
+            Some(customer),
+            json!({"guide_id": guide.id, "mode": "chat", "service_type": "consultation"}),
+        )
+        .await
+        .created()
+    }
+
     /// A customer requests a guide, the guide accepts, both join: an in-progress consultation id.
     pub async fn open_consultation(&self, customer: &User, guide: &User) -> String {
-        let c: Value = self
-            .post(
-                "/consultation",
-                Some(customer),
-                json!({"guide_id": guide.id, "mode": "chat", "service_type": "consultation"}),
-            )
-            .await
-            .created();
+        let c = self.request_consultation(customer, guide).await;
         let id = c["consultation_id"].as_str().expect("id").to_owned();
         self.post(
             &format!("/consultation/{id}/accept"),
@@ -624,4 +628,22 @@ pub async fn tight_connection(server: &TestServer, token: &str) -> Ws {
     let mut ws = Ws { stream, user_id: 0 };
     ws.next_of("hello").await;
     ws
+}
+
+/// Runs the shell command `then` once this test process is gone, however it ended (a server
+/// the tests started must not outlive them); `and_while` adds a condition to keep watching.
+/// The watcher is never waited for: it outlives this process on purpose.
+pub fn when_gone(and_while: &str, then: &str) {
+    let script = format!(
+        "while kill -0 {} 2>/dev/null {and_while}; do sleep 0.5; done; {then}",
+        std::process::id()
+    );
+    #[allow(clippy::zombie_processes)]
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the watcher starts");
 }

@@ -167,20 +167,10 @@ fn start() -> Cluster {
             data.display()
         )
     };
-    let watcher = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf {root}",
-        pid = std::process::id(),
-        root = root.display()
+    super::when_gone(
+        "",
+        &format!("{stop} >/dev/null 2>&1; rm -rf {}", root.display()),
     );
-    // Never waited for: it outlives this process on purpose.
-    #[allow(clippy::zombie_processes)]
-    Command::new("sh")
-        .args(["-c", &watcher])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the PostgreSQL watcher starts");
     Cluster {
         port,
         bin,

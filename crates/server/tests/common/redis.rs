@@ -44,21 +44,12 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts (apt-get install redis-server)");
-        // Stops it once this process is gone, whatever way it ended.
-        let watcher = format!(
-            "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 0.5; done; kill -9 {} 2>/dev/null",
-            std::process::id(),
-            child.id(),
-            child.id()
+        // Stops it once this process is gone, whatever way it ended (and stops watching
+        // once it is gone itself).
+        super::when_gone(
+            &format!("&& kill -0 {} 2>/dev/null", child.id()),
+            &format!("kill -9 {} 2>/dev/null", child.id()),
         );
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh")
-            .args(["-c", &watcher])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the Redis watcher starts");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
