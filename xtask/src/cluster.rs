@@ -8,7 +8,10 @@
 //! docs/deploy.md shows the nginx config this writes ([`nginx_conf`]); a test below keeps the
 //! two the same.
 
-use super::{check, data_home, deps, open_windows, target_dir, wait_for_health, Running};
+use super::deps::is_root;
+use super::{
+    check, data_home, deps, has_display, open_windows, target_dir, wait_for_health, Running,
+};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -101,13 +104,6 @@ fn pg_bin() -> Result<PathBuf> {
         .context("no initdb under /usr/lib/postgresql/*/bin")
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// PostgreSQL refuses to run as root: as root, its commands run as the `postgres` user the
 /// Debian package created.
 fn pg_command(program: &Path) -> Command {
@@ -134,10 +130,8 @@ struct Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = pg_command(&self.pg_ctl)
-            .arg("-D")
-            .arg(&self.data)
-            .args(["-m", "fast", "-w", "stop"])
+        let _ = Command::new("sh")
+            .args(["-c", &self.stop_command()])
             .stdout(Stdio::null())
             .status();
     }
@@ -258,9 +252,7 @@ pub fn cluster(args: &[String]) -> Result<()> {
         None => 2,
     };
     let server_only = args.iter().any(|a| a == "--server-only");
-    let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
-        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty());
-    let with_app = !server_only && has_display;
+    let with_app = !server_only && has_display();
     let services: &[&str] = &["postgresql", "redis-server", "nginx"];
     if with_app {
         deps::debian(&[deps::BUILD, services])?;

@@ -128,6 +128,12 @@ fn wait_for_health(bind: &str) -> Result<()> {
     bail!("the server did not start listening on {bind}")
 }
 
+/// Whether there is a display to open app windows on.
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+}
+
 /// The customer's and the guide's app windows, each with a profile of its own, on `url`.
 fn open_windows(bin: &Path, url: &str, running: &mut Running) -> Result<()> {
     for profile in ["customer", "guide"] {
@@ -148,9 +154,7 @@ fn run(args: &[String]) -> Result<()> {
         .map(|w| w[1].clone())
         .unwrap_or_else(|| "127.0.0.1:7700".into());
     let server_only = args.iter().any(|a| a == "--server-only");
-    let has_display = std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
-        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty());
-    let with_app = !server_only && has_display;
+    let with_app = !server_only && has_display();
     if with_app {
         deps::debian(&[deps::BUILD])?;
     } else {
