@@ -386,16 +386,16 @@ impl Pass {
     fn rate(&self) -> f64 {
         self.sent as f64 / self.elapsed.as_secs_f64()
     }
-    fn pct(&self, p: f64) -> Duration {
-        let i = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
-        self.latencies[i]
+    /// The `p` quantile of the commit latencies, in ms.
+    fn pct(&self, p: f64) -> f64 {
+        tara_bench::quantile_ms(&self.latencies, p)
     }
     fn json(&self) -> Value {
         json!({
             "messages": self.sent, "seconds": self.elapsed.as_secs_f64(),
             "messages_per_second": self.rate().round(),
-            "commit_p50_ms": self.pct(0.5).as_secs_f64() * 1e3,
-            "commit_p99_ms": self.pct(0.99).as_secs_f64() * 1e3,
+            "commit_p50_ms": self.pct(0.5),
+            "commit_p99_ms": self.pct(0.99),
             "messages_per_commit": self.per_commit,
         })
     }
@@ -405,8 +405,8 @@ impl Pass {
             self.sent,
             self.elapsed.as_secs_f64(),
             self.rate(),
-            self.pct(0.5).as_secs_f64() * 1e3,
-            self.pct(0.99).as_secs_f64() * 1e3,
+            self.pct(0.5),
+            self.pct(0.99),
             self.per_commit
         )
     }
@@ -683,7 +683,7 @@ async fn run(args: Args) -> Result<()> {
         bail!("{sent} messages were acked but {persisted} are in storage");
     }
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let pct = |p: f64| tara_bench::quantile_ms(&latencies, p);
     let rate = sent as f64 / elapsed.as_secs_f64();
     let summary = json!({
         "store": if database.is_some() { "postgres" } else { "sqlite" },
@@ -696,8 +696,8 @@ async fn run(args: Args) -> Result<()> {
         "stored_by_writer": stored,
         "seconds": elapsed.as_secs_f64(),
         "messages_per_second": rate.round(),
-        "ack_p50_ms": pct(0.50).as_secs_f64() * 1e3,
-        "ack_p99_ms": pct(0.99).as_secs_f64() * 1e3,
+        "ack_p50_ms": pct(0.50),
+        "ack_p99_ms": pct(0.99),
         "ack_max_ms": latencies.last().map(|d| d.as_secs_f64() * 1e3),
         "commits": commits,
         "messages_per_commit": if commits == 0 { 0.0 } else { jobs as f64 / commits as f64 },
@@ -707,8 +707,8 @@ async fn run(args: Args) -> Result<()> {
         "{sent} messages persisted in {:.2} s: {:.0} msg/s, ack p50 {:.2} ms, p99 {:.2} ms, {:.1} jobs per commit",
         elapsed.as_secs_f64(),
         rate,
-        pct(0.50).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
+        pct(0.50),
+        pct(0.99),
         if commits == 0 { 0.0 } else { jobs as f64 / commits as f64 }
     );
     for (stop_tx, server) in servers {
