@@ -376,3 +376,31 @@ async fn a_message_sent_while_the_server_is_down_waits_and_sync_delivers_it() {
     let (_, outbox) = run(url, customer_dir, vec!["outbox".into()]).await;
     assert!(outbox.is_empty());
 }
+
+/// Found by the chaos run's setup: `tara-cli tail &` and `tara-cli status online` on one
+/// profile, as the README's walkthrough has them, both refreshed with the stored token at once;
+/// the server took the second use for a stolen token and revoked the session. Refreshes of one
+/// profile now take turns under a file lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_on_one_profile_refreshing_at_once_stay_signed_in() {
+    let srv = TestServer::start().await;
+    let url = format!("http://{}", srv.addr);
+    let root = tempfile::tempdir().expect("tempdir");
+    let me = root.path().join("me");
+    let args = [
+        "login",
+        "--phone",
+        "+919876543210",
+        "--as",
+        "customer",
+        "--dev-otp",
+    ];
+    run(url.clone(), me.clone(), args.map(String::from).to_vec()).await;
+    // Every process starts with its access token in memory only: each must refresh.
+    let all = (0..6).map(|_| run(url.clone(), me.clone(), vec!["whoami".into()]));
+    for (code, lines) in futures_util::future::join_all(all).await {
+        assert_eq!(code, 0, "whoami beside others: {lines:?}");
+    }
+    let (code, lines) = run(url, me, vec!["whoami".into()]).await;
+    assert_eq!(code, 0, "the session lives on: {lines:?}");
+}

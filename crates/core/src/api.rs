@@ -180,6 +180,8 @@ impl Api {
                 return Ok(a.token);
             }
         }
+        // And one process of this profile at a time: the token is read under the lock.
+        let _one_process = self.tokens.exclusive().await?;
         let Some(refresh_token) = self.tokens.load().await? else {
             return Err(Error::new(codes::SIGNED_OUT, "sign in first"));
         };

@@ -34,6 +34,26 @@ impl TokenStore {
         blocking(move || this.save_now(&token)).await
     }
 
+    /// Holds the profile's refresh lock until the guard is dropped. A refresh spends the stored
+    /// token, so two processes on one profile (the app and `tara-cli`, or `tara-cli tail` and
+    /// another command) that refreshed at once would present the same token twice, and the
+    /// server revokes a session whose token comes back. Under the lock, the token is read
+    /// afresh, spent, and its successor stored before the next process reads it.
+    pub async fn exclusive(&self) -> Result<std::fs::File> {
+        let path = self.file.with_file_name("refresh-token.lock");
+        blocking(move || {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(Error::storage)?;
+            f.lock().map_err(Error::storage)?;
+            Ok(f)
+        })
+        .await
+    }
+
     /// Forgets the token.
     pub async fn clear(&self) -> Result<()> {
         let this = self.clone();
