@@ -29,6 +29,8 @@ pub const TEST: &[&str] = &[
     "postgresql",
     // Two-node tests carry realtime frames through a Redis they start themselves.
     "redis-server",
+    // The chaos run moves one client's wall clock with libfaketime.
+    "faketime",
 ];
 
 fn installed(pkg: &str) -> bool {

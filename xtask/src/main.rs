@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots | fuzz [--seconds N] [TARGET…] | bench [NAME…] [--quick] | cluster [--nodes N] [--server-only]>
+const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots | fuzz [--seconds N] [TARGET…] | bench [NAME…] [--quick] | cluster [--nodes N] [--server-only] | chaos [--minutes N] [--seed S]>
   run          build, start the server (--dev --demo) on 127.0.0.1:7700, open a customer and a guide window
   test         fmt check, clippy -D warnings, every test (installs what is missing)
   load         a local load run: messages persisted per second, ack latency
@@ -32,7 +32,9 @@ const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screensho
   bench        benchmarks beside their peers (built: images, outbox, history), results in bench/results
                and BENCHMARKS.md
   cluster      PostgreSQL, Redis, N nodes (--nodes N, default 2) and nginx on 127.0.0.1:7700, then the
-               app windows as `run` opens them (--server-only: none)";
+               app windows as `run` opens them (--server-only: none)
+  chaos        four tara-cli clients chat through fault-injecting links while the server and clients
+               are killed (default 10 minutes, seed 1); every message checked on every participant";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -53,6 +55,7 @@ fn real_main() -> Result<()> {
         "fuzz" => fuzz::fuzz(&rest),
         "bench" => bench::bench(&rest),
         "cluster" => cluster::cluster(&rest),
+        "chaos" => chaos(&rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -246,6 +249,35 @@ fn test() -> Result<()> {
             .status(),
     )?;
     Ok(())
+}
+
+/// The chaos run (bench/src/bin/tara-chaos): builds the server, the command line and the
+/// driver, runs it with these arguments, and leaves its report in bench/results/.
+fn chaos(args: &[String]) -> Result<()> {
+    deps::debian(&[deps::BUILD, &["faketime"]])?;
+    check(
+        "cargo build",
+        cargo()
+            .args([
+                "build",
+                "-p",
+                "tara-server",
+                "-p",
+                "tara-cli",
+                "-p",
+                "tara-bench",
+            ])
+            .status(),
+    )?;
+    let report = root().join("bench").join("results");
+    check(
+        "tara-chaos",
+        Command::new(target_dir().join("debug").join("tara-chaos"))
+            .args(args)
+            .arg("--report")
+            .arg(&report)
+            .status(),
+    )
 }
 
 fn load(args: &[String]) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `tara-cli`: the engine on the command line, for scripts, tests and benchmarks. Every command
 //! prints JSON lines on stdout; errors print `{"error":{"code","message"}}` and exit non-zero.
 
+mod chat;
 mod phone;
 
 use anyhow::{bail, Context};
@@ -153,6 +154,12 @@ enum Command {
         /// How many consultations (at most 100).
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+    /// An open chat window driven from stdin: `say TEXT`, `typing`, `read`, `report`
+    /// (one per line); prints what it queued and, on `report`, what it shows.
+    Chat {
+        /// The consultation.
+        id: String,
     },
     /// Events as they come (of one consultation, or all); holds the connection open.
     Tail {
@@ -329,6 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Recharge { amount, key } => print(client.recharge(amount, key).await?),
         Command::Earnings { limit } => print(client.earnings(limit, None).await?),
+        Command::Chat { id: c } => return chat::run(client, events, id(&c)).await,
         Command::Tail { id: only } => {
             let only = only.map(|s| id(&s));
             if let Some(c) = &only {
