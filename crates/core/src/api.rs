@@ -188,7 +188,10 @@ impl Api {
         let res = self
             .http
             .post(self.url("/auth/refresh"))
-            .json(&RefreshRequest { refresh_token })
+            .json(&RefreshRequest {
+                refresh_token,
+                idempotency_key: Some(self.tokens.refresh_key().await?),
+            })
             .send()
             .await?;
         if res.status() == StatusCode::UNAUTHORIZED {

@@ -54,6 +54,33 @@ impl TokenStore {
         .await
     }
 
+    /// The key of the stored token's refresh, made and kept on first asking, so that a refresh
+    /// whose answer never came (a cut link, the app killed) is sent again as the same refresh
+    /// and the server does not take it for a stolen token. Dropped once a token replaces this
+    /// one ([`Self::save`] and [`Self::clear`]).
+    pub async fn refresh_key(&self) -> Result<String> {
+        let path = self.key_file();
+        blocking(move || match std::fs::read_to_string(&path) {
+            Ok(k) if !k.trim().is_empty() => Ok(k.trim().to_owned()),
+            Ok(_) => fresh_key(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => fresh_key(&path),
+            Err(e) => Err(Error::storage(e)),
+        })
+        .await
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.file.with_file_name("refresh-token.key")
+    }
+
+    fn drop_key(&self) -> Result<()> {
+        match std::fs::remove_file(self.key_file()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::storage(e)),
+        }
+    }
+
     /// Forgets the token.
     pub async fn clear(&self) -> Result<()> {
         let this = self.clone();
@@ -76,6 +103,13 @@ impl TokenStore {
     }
 
     fn save_now(&self, token: &str) -> Result<()> {
+        // The token first: a crash between the two leaves the new token with the old key,
+        // which the server takes as a first refresh.
+        self.store_token(token)?;
+        self.drop_key()
+    }
+
+    fn store_token(&self, token: &str) -> Result<()> {
         if let Some((service, account)) = self.keychain() {
             match keychain::save(service, account, token) {
                 Ok(()) => {
@@ -89,6 +123,7 @@ impl TokenStore {
     }
 
     fn clear_now(&self) -> Result<()> {
+        self.drop_key()?;
         if let Some((service, account)) = self.keychain() {
             keychain::clear(service, account);
         }
@@ -159,6 +194,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::storage(format!("token store: {e}")))?
+}
+
+fn fresh_key(path: &Path) -> Result<String> {
+    let key = uuid::Uuid::new_v4().to_string();
+    write_private(path, key.as_bytes())?;
+    Ok(key)
 }
 
 /// Writes a file only its owner can read, atomically.

@@ -121,7 +121,17 @@ pub struct AuthTokens {
 pub struct RefreshRequest {
     /// The current refresh token.
     pub refresh_token: String,
+    /// Optional: a key the client made for this token's refresh and keeps until it has the
+    /// answer. The same token sent again with the same key within
+    /// [`REFRESH_RETRY_WINDOW_SECS`] of its first use, while the successor it got has not been
+    /// used, is a retry of a refresh whose answer was lost: it gets a new successor (the lost
+    /// one dies) instead of revoking the session. Without the key, a dead token revokes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
+
+/// How long after a refresh token's first use a retry with its idempotency key is taken.
+pub const REFRESH_RETRY_WINDOW_SECS: i64 = 120;
 
 /// `GET /api/v1/auth/profile`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

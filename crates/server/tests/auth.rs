@@ -97,6 +97,17 @@ async fn refresh(server: &TestServer, refresh_token: &str) -> Reply {
         .await
 }
 
+/// A refresh as tara-core sends it: with the key it keeps until the answer comes.
+async fn refresh_keyed(server: &TestServer, refresh_token: &str, key: &str) -> Reply {
+    server
+        .post(
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh_token, "idempotency_key": key }),
+        )
+        .await
+}
+
 async fn profile(server: &TestServer, user: &User) -> Reply {
     server.get("/auth/profile", Some(user)).await
 }
@@ -491,6 +502,84 @@ async fn a_refresh_token_used_twice_signs_that_device_out() {
     laptop_ws.send(json!({"type": "ping"})).await;
     laptop_ws.next_of("pong").await;
     refresh(&server, &laptop.refresh).await.ok::<Value>();
+}
+
+/// Found by the chaos run (`tara-chaos`): a refresh's answer lost on a cut link, or the client
+/// killed before it stored the new token, left the device with a token the server had spent;
+/// its next refresh looked like a stolen token and signed the person out. The client now sends
+/// the refresh again with the key it made for it, and the server takes that as a retry.
+#[tokio::test]
+async fn a_refresh_whose_answer_was_lost_sent_again_with_its_key_keeps_the_session() {
+    let server = TestServer::start_with(quick_codes).await;
+    let user = login_from(&server, "9876543210", "phone").await;
+    let mut ws = Ws::connect(&server, &user.token).await;
+    // The first answer never arrives; the second is the one the device keeps.
+    let lost = user_of(
+        &refresh_keyed(&server, &user.refresh, "k1")
+            .await
+            .ok::<Value>(),
+    );
+    let kept = user_of(
+        &refresh_keyed(&server, &user.refresh, "k1")
+            .await
+            .ok::<Value>(),
+    );
+    assert_eq!(kept.session_id, user.session_id, "the same device session");
+    assert_ne!(kept.refresh, lost.refresh, "a new successor");
+    profile(&server, &kept).await.ok::<Value>();
+    ws.send(json!({"type": "ping"})).await;
+    ws.next_of("pong").await;
+    // A lost answer may be lost again: the same retry still works, and rotation goes on.
+    let kept = user_of(
+        &refresh_keyed(&server, &user.refresh, "k1")
+            .await
+            .ok::<Value>(),
+    );
+    let next = user_of(
+        &refresh_keyed(&server, &kept.refresh, "k2")
+            .await
+            .ok::<Value>(),
+    );
+    profile(&server, &next).await.ok::<Value>();
+    // Once a successor has been used, the old token with its key is a replay like any other.
+    refresh_keyed(&server, &user.refresh, "k1")
+        .await
+        .fails(401, "AUTHENTICATION_FAILED");
+    assert_eq!(ws.closed().await, Closed::Code(4001));
+    profile(&server, &next)
+        .await
+        .fails(401, "AUTHENTICATION_FAILED");
+}
+
+#[tokio::test]
+async fn a_spent_refresh_token_with_another_key_or_none_still_signs_the_device_out() {
+    let server = TestServer::start_with(quick_codes).await;
+    for second in [Some("other"), None] {
+        let user = login_from(&server, "9876543210", "phone").await;
+        let rotated = user_of(
+            &refresh_keyed(&server, &user.refresh, "first")
+                .await
+                .ok::<Value>(),
+        );
+        let replay = match second {
+            Some(k) => refresh_keyed(&server, &user.refresh, k).await,
+            None => refresh(&server, &user.refresh).await,
+        };
+        replay.fails(401, "AUTHENTICATION_FAILED");
+        profile(&server, &rotated)
+            .await
+            .fails(401, "AUTHENTICATION_FAILED");
+    }
+    // A key is 1 to 128 characters.
+    let user = login_from(&server, "9876543210", "phone").await;
+    for bad in [String::new(), "k".repeat(129)] {
+        refresh_keyed(&server, &user.refresh, &bad)
+            .await
+            .fails(400, "VALIDATION_FAILED");
+    }
+    refresh_keyed(&server, &user.refresh, &"k".repeat(128))
+        .await
+        .ok::<Value>();
 }
 
 #[tokio::test]

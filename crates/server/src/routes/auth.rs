@@ -203,9 +203,24 @@ pub async fn refresh(
 ) -> Result<axum::Json<AuthTokens>> {
     let new = new_refresh_token();
     let now = Timestamp::now().millis();
+    let retry = match req.idempotency_key.as_deref() {
+        Some(k) if k.is_empty() || k.len() > 128 => {
+            return Err(Error::validation(
+                "idempotency_key is 1 to 128 characters when given",
+            ))
+        }
+        // Hashed with a prefix of its own, so it never equals a token's hash.
+        Some(k) => Some(refresh_hash(&format!("retry:{k}"))),
+        None => None,
+    };
     match app
         .store
-        .rotate_refresh(refresh_hash(&req.refresh_token), refresh_hash(&new), now)
+        .rotate_refresh(
+            refresh_hash(&req.refresh_token),
+            refresh_hash(&new),
+            retry,
+            now,
+        )
         .await?
     {
         RefreshOutcome::Rotated { session } => {

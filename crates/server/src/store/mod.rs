@@ -510,11 +510,15 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
         now_ms: i64,
     ) -> Result<(SessionRow, Vec<SessionId>)>;
-    /// Swaps a live refresh token for a new one; a dead one revokes its session.
+    /// Swaps a live refresh token for a new one; a dead one revokes its session, unless it comes
+    /// with the retry key of its first use (`retry_hash`), within
+    /// `tara_protocol::auth::REFRESH_RETRY_WINDOW_SECS` of it, and the successor it got then
+    /// is unused: then that successor dies and `new_hash` replaces it (a lost answer, retried).
     async fn rotate_refresh(
         &self,
         old_hash: Vec<u8>,
         new_hash: Vec<u8>,
+        retry_hash: Option<Vec<u8>>,
         now_ms: i64,
     ) -> Result<RefreshOutcome>;
     /// A session by id.
@@ -739,4 +743,11 @@ pub fn sender_type(t: UserType) -> SenderType {
         UserType::Customer => SenderType::Customer,
         UserType::Guide => SenderType::Guide,
     }
+}
+
+/// Whether a dead refresh token's second coming is its client retrying: the key of its first
+/// use, within the window.
+pub(crate) fn refresh_retry_matches(key: &[u8], first: &[u8], used_ms: i64, now_ms: i64) -> bool {
+    crate::auth::tokens::constant_time_eq(key, first)
+        && now_ms - used_ms <= tara_protocol::auth::REFRESH_RETRY_WINDOW_SECS * 1000
 }

@@ -261,11 +261,17 @@ async fn revoke(c: &Conn, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub async fn rotate_refresh(c: &Conn, old: &[u8], new: &[u8], now: i64) -> Result<RefreshOutcome> {
+pub async fn rotate_refresh(
+    c: &Conn,
+    old: &[u8],
+    new: &[u8],
+    retry: Option<&[u8]>,
+    now: i64,
+) -> Result<RefreshOutcome> {
     // Locked: the same token presented to two servers at once rotates once.
     let found = query_opt(
         c,
-        "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        "SELECT session_id, used_at, retry_key, successor FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
         &[&old],
     )
     .await?;
@@ -274,25 +280,60 @@ pub async fn rotate_refresh(c: &Conn, old: &[u8], new: &[u8], now: i64) -> Resul
     };
     let sid: String = found.try_get(0)?;
     let used: Option<i64> = found.try_get(1)?;
+    let first_key: Option<Vec<u8>> = found.try_get(2)?;
+    let successor: Option<Vec<u8>> = found.try_get(3)?;
     let Some(session) = load_session(c, &sid).await? else {
         return Ok(RefreshOutcome::Unknown);
     };
     if session.revoked_ms.is_some() {
         return Ok(RefreshOutcome::Revoked);
     }
-    if used.is_some() {
-        // A dead token came back: someone holds a copy. End the whole device session.
-        revoke(c, &sid, now).await?;
-        return Ok(RefreshOutcome::Reused {
-            session_id: session.session_id,
-        });
+    if let Some(used) = used {
+        // The answer to its first use was lost, and this is the same client asking again?
+        let unused_successor = match (retry, &first_key, &successor) {
+            (Some(k), Some(first), Some(next))
+                if crate::store::refresh_retry_matches(k, first, used, now) =>
+            {
+                query_opt(
+                    c,
+                    "SELECT used_at IS NULL FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+                    &[next],
+                )
+                .await?
+                .map(|r| r.try_get::<_, bool>(0))
+                .transpose()?
+                .unwrap_or(false)
+            }
+            _ => false,
+        };
+        if !unused_successor {
+            // A dead token came back: someone holds a copy. End the whole device session.
+            revoke(c, &sid, now).await?;
+            return Ok(RefreshOutcome::Reused {
+                session_id: session.session_id,
+            });
+        }
+        // The successor nobody received dies; the new one takes its place.
+        execute(
+            c,
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2",
+            &[&now, &successor],
+        )
+        .await?;
+        execute(
+            c,
+            "UPDATE refresh_tokens SET successor = $1 WHERE token_hash = $2",
+            &[&new, &old],
+        )
+        .await?;
+    } else {
+        execute(
+            c,
+            "UPDATE refresh_tokens SET used_at = $1, retry_key = $2, successor = $3 WHERE token_hash = $4",
+            &[&now, &retry, &new, &old],
+        )
+        .await?;
     }
-    execute(
-        c,
-        "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2",
-        &[&now, &old],
-    )
-    .await?;
     execute(
         c,
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)",

@@ -203,6 +203,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX push_tokens_by_user ON push_tokens (user_id);
     "#,
+    // 2: as SQLite's 7, a refresh retried after its answer was lost.
+    r#"
+    ALTER TABLE refresh_tokens ADD COLUMN retry_key BYTEA, ADD COLUMN successor BYTEA;
+    "#,
 ];
 
 /// A key for the advisory lock that keeps two servers from migrating at once.

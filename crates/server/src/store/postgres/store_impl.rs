@@ -161,10 +161,14 @@ impl Store for PostgresStore {
         &self,
         old_hash: Vec<u8>,
         new_hash: Vec<u8>,
+        retry_hash: Option<Vec<u8>>,
         now_ms: i64,
     ) -> Result<RefreshOutcome> {
         self.write(move |c, _| {
-            Box::pin(async move { accounts::rotate_refresh(c, &old_hash, &new_hash, now_ms).await })
+            Box::pin(async move {
+                accounts::rotate_refresh(c, &old_hash, &new_hash, retry_hash.as_deref(), now_ms)
+                    .await
+            })
         })
         .await
     }

@@ -206,12 +206,21 @@ fn revoke(c: &Connection, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn rotate_refresh(c: &Connection, old: &[u8], new: &[u8], now: i64) -> Result<RefreshOutcome> {
-    let found: Option<(String, Option<i64>)> = c
-        .prepare_cached("SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = ?1")?
-        .query_row([old], |r| Ok((r.get(0)?, r.get(1)?)))
+pub fn rotate_refresh(
+    c: &Connection,
+    old: &[u8],
+    new: &[u8],
+    retry: Option<&[u8]>,
+    now: i64,
+) -> Result<RefreshOutcome> {
+    type Found = (String, Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>);
+    let found: Option<Found> = c
+        .prepare_cached(
+            "SELECT session_id, used_at, retry_key, successor FROM refresh_tokens WHERE token_hash = ?1",
+        )?
+        .query_row([old], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((sid, used)) = found else {
+    let Some((sid, used, first_key, successor)) = found else {
         return Ok(RefreshOutcome::Unknown);
     };
     let Some(session) = load_session(c, &sid)? else {
@@ -220,17 +229,44 @@ pub fn rotate_refresh(c: &Connection, old: &[u8], new: &[u8], now: i64) -> Resul
     if session.revoked_ms.is_some() {
         return Ok(RefreshOutcome::Revoked);
     }
-    if used.is_some() {
-        // A dead token came back: someone holds a copy. End the whole device session.
-        revoke(c, &sid, now)?;
-        return Ok(RefreshOutcome::Reused {
-            session_id: session.session_id,
-        });
+    if let Some(used) = used {
+        // The answer to its first use was lost, and this is the same client asking again?
+        let unused_successor = match (retry, &first_key, &successor) {
+            (Some(k), Some(first), Some(next))
+                if crate::store::refresh_retry_matches(k, first, used, now) =>
+            {
+                c.query_row(
+                    "SELECT used_at IS NULL FROM refresh_tokens WHERE token_hash = ?1",
+                    [next],
+                    |r| r.get::<_, bool>(0),
+                )
+                .optional()?
+                .unwrap_or(false)
+            }
+            _ => false,
+        };
+        if !unused_successor {
+            // A dead token came back: someone holds a copy. End the whole device session.
+            revoke(c, &sid, now)?;
+            return Ok(RefreshOutcome::Reused {
+                session_id: session.session_id,
+            });
+        }
+        // The successor nobody received dies; the new one takes its place.
+        c.execute(
+            "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2",
+            params![now, successor],
+        )?;
+        c.execute(
+            "UPDATE refresh_tokens SET successor = ?1 WHERE token_hash = ?2",
+            params![new, old],
+        )?;
+    } else {
+        c.execute(
+            "UPDATE refresh_tokens SET used_at = ?1, retry_key = ?2, successor = ?3 WHERE token_hash = ?4",
+            params![now, retry, new, old],
+        )?;
     }
-    c.execute(
-        "UPDATE refresh_tokens SET used_at = ?1 WHERE token_hash = ?2",
-        params![now, old],
-    )?;
     c.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES (?1, ?2, ?3)",
         params![new, sid, now],

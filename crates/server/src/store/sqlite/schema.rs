@@ -222,6 +222,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE consultations ADD COLUMN last_active_at INTEGER;
     ALTER TABLE consultations ADD COLUMN guide_away_at INTEGER;
     "#,
+    // 7: a refresh retried after its answer was lost. The key the client sent with a token's
+    // first use (hashed) and the successor it was given, so that the same token and key again,
+    // soon, while that successor is unused, rotate again instead of revoking the session.
+    r#"
+    ALTER TABLE refresh_tokens ADD COLUMN retry_key BLOB;
+    ALTER TABLE refresh_tokens ADD COLUMN successor BLOB;
+    "#,
 ];
 
 /// Brings a database to the newest schema, one transaction per step.

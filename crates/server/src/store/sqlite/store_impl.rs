@@ -133,10 +133,13 @@ impl Store for SqliteStore {
         &self,
         old_hash: Vec<u8>,
         new_hash: Vec<u8>,
+        retry_hash: Option<Vec<u8>>,
         now_ms: i64,
     ) -> Result<RefreshOutcome> {
-        self.write(move |c, _| accounts::rotate_refresh(c, &old_hash, &new_hash, now_ms))
-            .await
+        self.write(move |c, _| {
+            accounts::rotate_refresh(c, &old_hash, &new_hash, retry_hash.as_deref(), now_ms)
+        })
+        .await
     }
 
     async fn session(&self, id: &SessionId) -> Result<Option<SessionRow>> {
