@@ -276,7 +276,7 @@ fn checkpointer(conn: Connection, running: Arc<AtomicBool>) {
     while running.load(Ordering::Relaxed) {
         std::thread::sleep(std::time::Duration::from_millis(50));
         ticks += 1;
-        if ticks % 2 != 0 {
+        if !ticks.is_multiple_of(2) {
             continue;
         }
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
@@ -392,7 +392,7 @@ fn write_loop(
             }
         }
         groups += 1;
-        if groups % 32 == 0 {
+        if groups.is_multiple_of(32) {
             restart_wal_if_large(&conn, &wal);
         }
     }
