@@ -600,3 +600,35 @@ async fn a_watchers_first_picture_never_lands_after_a_newer_change() {
         ws.close().await;
     }
 }
+
+/// Found by the chaos run on two nodes: a `receipt` fanned out while the sender's connection
+/// was away (a cut link, a node that missed the Redis publication) was never sent again, so
+/// that person's ticks stayed at "sent" for good. Subscribing, the resume after a reconnect,
+/// now ends with each participant's stored progress.
+#[tokio::test]
+async fn a_receipt_given_while_the_sender_was_away_arrives_when_it_subscribes_again() {
+    let server = TestServer::start_with(fast_senders).await;
+    let (customer, mut customer_ws, guide, mut guide_ws, id, _) = chatting(&server).await;
+    let ack = customer_ws.send_text(&id, &cmid(), "Are you there?").await;
+    let seq = ack["seq"].as_i64().expect("seq");
+    guide_ws.next_of("message").await;
+    customer_ws.close().await;
+    // Read while the customer's app was offline.
+    guide_ws
+        .send(json!({"type": "read", "consultation_id": id, "up_to_seq": seq}))
+        .await;
+    still_open(&mut guide_ws).await;
+
+    let mut back = Ws::connect(&server, &customer.token).await;
+    let (_, head) = back.subscribe(&id, seq).await;
+    assert_eq!(head, seq);
+    let receipt = loop {
+        let r = back.next_of("receipt").await;
+        if r["user_id"] == guide.id {
+            break r;
+        }
+    };
+    assert_eq!(receipt["consultation_id"], id.as_str());
+    assert_eq!(receipt["read_seq"], seq, "{receipt}");
+    assert!(receipt["delivered_seq"].as_i64() >= Some(seq), "{receipt}");
+}

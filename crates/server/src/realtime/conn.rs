@@ -550,11 +550,12 @@ async fn write_loop(
                     .max(head);
                 ok && sink
                     .send(WsMessage::Text(encode(&ServerFrame::Subscribed {
-                        consultation_id,
+                        consultation_id: consultation_id.clone(),
                         head_seq,
                     })))
                     .await
                     .is_ok()
+                    && receipts(&mut sink, &state, &consultation_id).await
             }
             Outgoing::CatchUp { consultation_id } => match cursors.get(&consultation_id) {
                 // Only what it follows, from what it was last sent.
@@ -567,6 +568,7 @@ async fn write_loop(
                         &mut cursors,
                     )
                     .await
+                        && receipts(&mut sink, &state, &consultation_id).await
                 }
                 None => true,
             },
@@ -591,6 +593,35 @@ async fn write_loop(
             return;
         }
     }
+}
+
+/// Sends each participant's stored delivery and read progress (those with any), after a
+/// subscription or a catch-up: a `receipt` fanned out while this connection was away (a cut
+/// link, a node that missed a Redis publication) would otherwise leave its ticks behind for
+/// good, since receipts, unlike messages, are not replayed by seq. Found by the chaos run.
+async fn receipts(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    state: &AppState,
+    cid: &ConsultationId,
+) -> bool {
+    let Ok(parts) = state.store.participants(cid).await else {
+        return true;
+    };
+    for p in parts {
+        if p.delivered_seq == 0 && p.read_seq == 0 {
+            continue;
+        }
+        let frame = ServerFrame::Receipt {
+            consultation_id: cid.clone(),
+            user_id: p.user.id,
+            delivered_seq: p.delivered_seq,
+            read_seq: p.read_seq,
+        };
+        if sink.feed(WsMessage::Text(encode(&frame))).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Sends stored messages of `range` page by page, moving the cursor; false if the socket failed.
