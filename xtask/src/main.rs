@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots | fuzz [--seconds N] [TARGET…] | bench [NAME…] [--quick] | cluster [--nodes N] [--server-only] | chaos [--minutes N] [--seed S]>
+const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screenshots | fuzz [--seconds N] [TARGET…] | bench [NAME…] [--quick] | cluster [--nodes N] [--server-only] | chaos [--minutes N] [--seed S] [--cluster]>
   run          build, start the server (--dev --demo) on 127.0.0.1:7700, open a customer and a guide window
   test         fmt check, clippy -D warnings, every test (installs what is missing)
   load         a local load run: messages persisted per second, ack latency
@@ -34,7 +34,8 @@ const USAGE: &str = "usage: cargo xtask <run | test | load [ARGS…] | screensho
   cluster      PostgreSQL, Redis, N nodes (--nodes N, default 2) and nginx on 127.0.0.1:7700, then the
                app windows as `run` opens them (--server-only: none)
   chaos        four tara-cli clients chat through fault-injecting links while the server and clients
-               are killed (default 10 minutes, seed 1); every message checked on every participant";
+               are killed (default 10 minutes, seed 1); every message checked on every participant;
+               --cluster: two nodes on PostgreSQL + Redis, nodes and Redis killed too";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -254,7 +255,7 @@ fn test() -> Result<()> {
 /// The chaos run (bench/src/bin/tara-chaos): builds the server, the command line and the
 /// driver, runs it with these arguments, and leaves its report in bench/results/.
 fn chaos(args: &[String]) -> Result<()> {
-    deps::debian(&[deps::BUILD, &["faketime"]])?;
+    deps::debian(&[deps::BUILD, &["faketime", "postgresql", "redis-server"]])?;
     check(
         "cargo build",
         cargo()

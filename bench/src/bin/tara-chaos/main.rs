@@ -28,6 +28,7 @@
 //! message left pending or failed, unread counts and receipts equal to what the history implies,
 //! no typing indicator left on.
 
+mod backends;
 mod check;
 mod proxy;
 
@@ -73,6 +74,11 @@ struct Args {
     /// Keep the run's folder (data dir, profiles, logs) and say where it is.
     #[arg(long)]
     keep: bool,
+    /// Two server nodes on a PostgreSQL and a Redis of the run's own, each consultation's two
+    /// people on different nodes; faults also kill a node (its clients' links go to the other
+    /// while it is down) and kill and restart Redis.
+    #[arg(long)]
+    cluster: bool,
 }
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
@@ -88,6 +94,7 @@ const KINDS: &[(&str, u64)] = &[
     ("server_kill", 5),
     ("client_kill", 10),
     ("clock", 5),
+    ("redis_restart", 4),
 ];
 
 fn beside_me(name: &str) -> Result<PathBuf> {
@@ -167,6 +174,8 @@ struct Server {
     addr: SocketAddr,
     child: Option<Child>,
     log: PathBuf,
+    /// `--database-url`, `--redis-url` and `--node-id` of a cluster's node.
+    cluster: Vec<String>,
 }
 
 impl Server {
@@ -180,6 +189,7 @@ impl Server {
             .arg(self.addr.to_string())
             .arg("--data-dir")
             .arg(&self.data)
+            .args(&self.cluster)
             .env_remove("TARA_DATABASE_URL")
             .env_remove("TARA_REDIS_URL")
             .env("RUST_LOG", "warn")
@@ -418,12 +428,25 @@ async fn run(args: &Args) -> Result<Value> {
     let data = root.join("server");
     std::fs::create_dir_all(&data)?;
 
+    let (pg, mut redis) = if args.cluster {
+        (
+            Some(backends::Postgres::start(&root.join("postgres"))?),
+            Some(backends::Redis::start(&root.join("redis"))?),
+        )
+    } else {
+        (None, None)
+    };
+    let database: Vec<String> = pg
+        .iter()
+        .flat_map(|p| ["--database-url".to_owned(), p.url.clone()])
+        .collect();
     // Two guides, added as an operator does.
     let mut guides = Vec::new();
     for g in 0..2 {
         let out = Command::new(&server_bin)
             .args(["guide", "add", "--data-dir"])
             .arg(&data)
+            .args(&database)
             .args([
                 "--phone",
                 &format!("+91900000000{g}"),
@@ -442,18 +465,30 @@ async fn run(args: &Args) -> Result<Value> {
         guides.push(v["guide_id"].as_i64().context("guide_id")?);
     }
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let mut server = Server {
-        bin: server_bin,
-        data: data.clone(),
-        addr,
-        child: None,
-        log: root.join("server.log"),
-    };
-    server.start().await?;
+    // One node, or two sharing the data dir (the signing key) and the backends; the first
+    // runs the migrations before the second starts.
+    let mut servers = Vec::new();
+    for n in 0..if args.cluster { 2 } else { 1 } {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut cluster = database.clone();
+        if let Some(r) = &redis {
+            cluster.extend(["--redis-url".to_owned(), r.url()]);
+            cluster.extend(["--node-id".to_owned(), format!("node-{n}")]);
+        }
+        let mut s = Server {
+            bin: server_bin.clone(),
+            data: data.clone(),
+            addr: format!("127.0.0.1:{port}").parse()?,
+            child: None,
+            log: root.join(format!("server-{n}.log")),
+            cluster,
+        };
+        s.start().await?;
+        servers.push(s);
+    }
+    let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
 
     let faketime = Path::new(LIBFAKETIME).exists();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -464,8 +499,13 @@ async fn run(args: &Args) -> Result<Value> {
         faketime,
         lives: vec![0; 4],
     };
-    // c0 with g0, c1 with g1.
-    for name in ["c0", "c1", "g0", "g1"] {
+    // c0 with g0, c1 with g1; on two nodes, c0 and g1 on the first, c1 and g0 on the second,
+    // so that every message crosses Redis.
+    for (i, name) in ["c0", "c1", "g0", "g1"].into_iter().enumerate() {
+        let mut upstreams = addrs.clone();
+        if [1, 2].contains(&i) {
+            upstreams.rotate_left(1);
+        }
         let profile = root.join(name);
         std::fs::create_dir_all(&profile)?;
         let clock = profile.join("clock");
@@ -473,7 +513,7 @@ async fn run(args: &Args) -> Result<Value> {
         world.people.push(Person {
             name: name.to_string(),
             profile,
-            link: proxy::Link::start(addr).await?,
+            link: proxy::Link::start(upstreams).await?,
             consultation: String::new(),
             user_id: 0,
             child: None,
@@ -500,11 +540,11 @@ async fn run(args: &Args) -> Result<Value> {
         tails.push(tail.spawn()?);
         world.once(g, &["status", "online"]).await?;
     }
-    for c in 0..2 {
+    for (c, guide) in guides.iter().enumerate() {
         world.once(c, &["recharge", "100000"]).await?;
         let id = loop {
             // The guide is online once its connection is up.
-            match world.once(c, &["request", &guides[c].to_string()]).await {
+            match world.once(c, &["request", &guide.to_string()]).await {
                 Ok(v) => break v["consultation_id"].as_str().context("id")?.to_owned(),
                 Err(e) if e.to_string().contains("GUIDE_UNAVAILABLE") => {
                     tokio::time::sleep(Duration::from_millis(200)).await
@@ -542,37 +582,60 @@ async fn run(args: &Args) -> Result<Value> {
         }
     };
 
-    let mut by_kind: BTreeMap<&str, u64> = KINDS.iter().map(|(k, _)| (*k, 0)).collect();
+    // Redis is restarted only where there is one.
+    let kinds: Vec<(&str, u64)> = KINDS
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "redis_restart" || redis.is_some())
+        .collect();
+    let mut by_kind: BTreeMap<&str, u64> = kinds.iter().map(|(k, _)| (*k, 0)).collect();
     let mut restart_at: Vec<Option<Instant>> = vec![None; 4];
-    let mut server_back_at: Option<Instant> = None;
+    let mut server_back_at: Vec<Option<Instant>> = vec![None; servers.len()];
+    let mut redis_back_at: Option<Instant> = None;
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(seconds);
     let mut next_fault = start + Duration::from_millis(rng.between(0, args.fault_every_ms * 2));
-    let mut next_say: Vec<Instant> = (0..4)
-        .map(|_| start + Duration::from_millis(rng.between(0, 2500)))
+    // Each person's talk and the end draw from streams of their own, so the faults chosen for
+    // a seed do not depend on how often the loop found someone due to talk.
+    let mut talk: Vec<Rng> = (0..4u64)
+        .map(|i| Rng((args.seed ^ (i + 1) << 40).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1))
         .collect();
-    let total_weight: u64 = KINDS.iter().map(|(_, w)| w).sum();
+    let mut end_rng = Rng((args.seed ^ 0xE4D).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut next_say: Vec<Instant> = talk
+        .iter_mut()
+        .map(|r| start + Duration::from_millis(r.between(0, 2500)))
+        .collect();
+    let total_weight: u64 = kinds.iter().map(|(_, w)| w).sum();
 
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(20)).await;
         drain(&mut rx, &mut queued, &mut reports);
         let now = Instant::now();
-        if server_back_at.is_some_and(|t| now >= t) {
-            server.start().await?;
-            server_back_at = None;
+        for (s, at) in servers.iter_mut().zip(server_back_at.iter_mut()) {
+            if at.is_some_and(|t| now >= t) {
+                s.start().await?;
+                *at = None;
+            }
         }
-        for i in 0..4 {
-            if restart_at[i].is_some_and(|t| now >= t) {
+        if let Some(r) = redis.as_mut() {
+            if redis_back_at.is_some_and(|t| now >= t) {
+                r.restart()?;
+                redis_back_at = None;
+            }
+        }
+        for (i, at) in restart_at.iter_mut().enumerate() {
+            if at.is_some_and(|t| now >= t) {
                 world.start_chat(i)?;
-                restart_at[i] = None;
+                *at = None;
             }
         }
         // People talk.
-        for i in 0..4 {
-            if now < next_say[i] {
+        for (i, next) in next_say.iter_mut().enumerate() {
+            if now < *next {
                 continue;
             }
-            next_say[i] = now + Duration::from_millis(rng.between(500, 4500));
+            let rng = &mut talk[i];
+            *next = now + Duration::from_millis(rng.between(500, 4500));
             let roll = rng.between(0, 9);
             if roll < 2 {
                 world.tell(i, "typing").await;
@@ -584,7 +647,7 @@ async fn run(args: &Args) -> Result<Value> {
                 continue;
             }
             let n = world.people[i].written + 1;
-            let t = text(&mut rng, &world.people[i].name, n);
+            let t = text(&mut talk[i], &world.people[i].name, n);
             if world.tell(i, &format!("say {t}")).await {
                 world.people[i].written = n;
             }
@@ -595,7 +658,7 @@ async fn run(args: &Args) -> Result<Value> {
         }
         next_fault = now + Duration::from_millis(rng.between(0, args.fault_every_ms * 2));
         let mut pick = rng.between(0, total_weight - 1);
-        let kind = KINDS
+        let kind = kinds
             .iter()
             .find(|(_, w)| {
                 if pick < *w {
@@ -648,11 +711,24 @@ async fn run(args: &Args) -> Result<Value> {
                 );
                 true
             }
-            "server_kill" if server_back_at.is_none() => {
-                server.kill().await;
-                server_back_at = Some(now + Duration::from_millis(rng.between(0, 1500)));
-                true
+            "server_kill" => {
+                let n = rng.between(0, servers.len() as u64 - 1) as usize;
+                if server_back_at[n].is_none() {
+                    servers[n].kill().await;
+                    server_back_at[n] = Some(now + Duration::from_millis(rng.between(0, 1500)));
+                    true
+                } else {
+                    false
+                }
             }
+            "redis_restart" if redis_back_at.is_none() => match redis.as_mut() {
+                Some(r) => {
+                    r.kill();
+                    redis_back_at = Some(now + Duration::from_millis(rng.between(0, 2000)));
+                    true
+                }
+                None => false,
+            },
             "client_kill" if restart_at[who].is_none() => {
                 world.kill_chat(who).await;
                 restart_at[who] = Some(now + Duration::from_millis(rng.between(0, 2000)));
@@ -674,8 +750,15 @@ async fn run(args: &Args) -> Result<Value> {
     for p in &world.people {
         p.link.heal();
     }
-    if server.child.is_none() {
-        server.start().await?;
+    if let Some(r) = redis.as_mut() {
+        if !r.is_up() {
+            r.restart()?;
+        }
+    }
+    for s in servers.iter_mut() {
+        if s.child.is_none() {
+            s.start().await?;
+        }
     }
     for (i, at) in restart_at.iter().enumerate() {
         if at.is_some() {
@@ -711,7 +794,7 @@ async fn run(args: &Args) -> Result<Value> {
                 });
                 if up || now >= by {
                     for i in 0..4 {
-                        if rng.between(0, 1) == 0 && world.tell(i, "typing").await {
+                        if end_rng.between(0, 1) == 0 && world.tell(i, "typing").await {
                             typed_at_end += 1;
                         }
                     }
@@ -721,7 +804,7 @@ async fn run(args: &Args) -> Result<Value> {
             Phase::Typed(until) => {
                 if now >= until {
                     for i in 0..4 {
-                        if rng.between(0, 2) > 0 {
+                        if end_rng.between(0, 2) > 0 {
                             world.tell(i, "read").await;
                         }
                     }
@@ -755,7 +838,11 @@ async fn run(args: &Args) -> Result<Value> {
     for i in 0..4 {
         world.kill_chat(i).await;
     }
-    server.kill().await;
+    for s in servers.iter_mut() {
+        s.kill().await;
+    }
+    drop(redis);
+    drop(pg);
     if args.keep {
         std::fs::write(
             root.join("reports.json"),
@@ -768,6 +855,7 @@ async fn run(args: &Args) -> Result<Value> {
     let accepted: u64 = world.people.iter().map(|p| p.link.accepted()).sum();
     Ok(json!({
         "seed": args.seed,
+        "backend": if args.cluster { "two nodes on PostgreSQL + Redis" } else { "one node on SQLite" },
         "seconds": seconds,
         "faults": faults,
         "by_kind": by_kind,

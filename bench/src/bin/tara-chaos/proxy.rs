@@ -62,8 +62,9 @@ pub struct Link {
 }
 
 impl Link {
-    /// Listens on a free loopback port and forwards to `server`.
-    pub async fn start(server: SocketAddr) -> anyhow::Result<Self> {
+    /// Listens on a free loopback port and forwards to the first of `servers` that takes the
+    /// connection, as a balancer in front of several nodes does.
+    pub async fn start(servers: Vec<SocketAddr>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let faults = Arc::new(Faults::default());
@@ -73,10 +74,17 @@ impl Link {
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 a.fetch_add(1, Ordering::Relaxed);
-                let (f, c) = (f.clone(), c.clone());
+                let (f, c, servers) = (f.clone(), c.clone(), servers.clone());
                 tokio::spawn(async move {
-                    // A server that is down refuses: so does the proxy, by closing.
-                    let Ok(upstream) = TcpStream::connect(server).await else {
+                    let mut upstream = None;
+                    for s in &servers {
+                        if let Ok(u) = TcpStream::connect(s).await {
+                            upstream = Some(u);
+                            break;
+                        }
+                    }
+                    // No server takes it: the proxy refuses too, by closing.
+                    let Some(upstream) = upstream else {
                         let _ = client.set_zero_linger();
                         return;
                     };
