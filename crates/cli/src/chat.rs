@@ -34,7 +34,6 @@ struct Seen {
     receipts: HashMap<UserId, (i64, i64)>,
     /// The unread count last pushed.
     unread: Option<i64>,
-    connection: Option<ConnectionState>,
 }
 
 pub async fn run(
@@ -75,11 +74,8 @@ pub async fn run(
                     consultation_id,
                     unread_count,
                 } if consultation_id == watched => s.unread = Some(unread_count),
-                Event::Connection { state } => {
-                    if state != ConnectionState::Online {
-                        s.typing.clear();
-                    }
-                    s.connection = Some(state);
+                Event::Connection { state } if state != ConnectionState::Online => {
+                    s.typing.clear();
                 }
                 _ => {}
             }

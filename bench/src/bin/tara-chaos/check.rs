@@ -70,7 +70,7 @@ pub fn check(people: &[Person]) -> (Vec<String>, Counts) {
             continue;
         }
         let reports: Vec<&Value> = reports.into_iter().flatten().collect();
-        // Written texts of this consultation, by writer: number → text.
+        // The two participants by name, as texts name their writer (`c0#17 …`).
         let names: HashMap<&str, &Person> = pair.iter().map(|p| (p.name.as_str(), *p)).collect();
         let mut heads = Vec::new();
         let mut views = Vec::new();

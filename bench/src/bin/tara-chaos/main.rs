@@ -238,7 +238,8 @@ struct Person {
 enum Line {
     Queued(usize, String, String),
     Report(usize, Value),
-    Exited(String),
+    /// A client that exited by itself, or printed an error.
+    Finding(String),
 }
 
 struct World {
@@ -319,7 +320,7 @@ impl World {
                 } else if let Some(r) = v.get("report") {
                     let _ = tx.send(Line::Report(i, r.clone()));
                 } else if v.get("error").is_some() {
-                    let _ = tx.send(Line::Exited(format!("life {life}: {line}")));
+                    let _ = tx.send(Line::Finding(format!("life {life}: {line}")));
                 }
             }
         });
@@ -340,7 +341,7 @@ impl World {
             return false;
         };
         if let Ok(Some(status)) = child.try_wait() {
-            let _ = self.lines.send(Line::Exited(format!(
+            let _ = self.lines.send(Line::Finding(format!(
                 "{} exited by itself: {status}",
                 self.people[i].name
             )));
@@ -569,7 +570,7 @@ async fn run(args: &Args) -> Result<Value> {
     // What each client said it queued, in order, and everything else it printed.
     let mut queued: Vec<Vec<(String, String)>> = vec![Vec::new(); 4];
     let mut reports: Vec<Option<Value>> = vec![None; 4];
-    let mut exits: Vec<String> = Vec::new();
+    let mut findings: Vec<String> = Vec::new();
     let mut drain = |rx: &mut mpsc::UnboundedReceiver<Line>,
                      queued: &mut Vec<Vec<(String, String)>>,
                      reports: &mut Vec<Option<Value>>| {
@@ -577,7 +578,7 @@ async fn run(args: &Args) -> Result<Value> {
             match line {
                 Line::Queued(i, cmid, text) => queued[i].push((cmid, text)),
                 Line::Report(i, r) => reports[i] = Some(r),
-                Line::Exited(why) => exits.push(why),
+                Line::Finding(what) => findings.push(what),
             }
         }
     };
@@ -833,7 +834,7 @@ async fn run(args: &Args) -> Result<Value> {
             }
         }
     };
-    problems.extend(exits.iter().map(|e| format!("client: {e}")));
+    problems.extend(findings.iter().map(|e| format!("client: {e}")));
 
     for i in 0..4 {
         world.kill_chat(i).await;
